@@ -1,0 +1,187 @@
+"""What a pattern directory declares: pattern.toml, Procfile and Procfile.jobs (CONVENTIONS 2).
+
+pattern.toml, every key optional except `name`:
+
+    [pattern]
+    name = "model_db"            # also the image name prefix: ml-system-in-actions/<name>-...
+    version = "0.1.0"            # image tag
+    summary = "one line for the README map and the demo"
+    services = ["postgres"]      # system services the pattern cannot run without
+    entry = "model_db"           # the process clients call
+    jobs = ["migrate"]           # Procfile.jobs lines run in this order before the processes
+    ready_timeout_s = 60
+    component = "api"            # image component of a plain `Dockerfile`
+
+    [processes.model_db]
+    ready = "/ready"             # HTTP path polled until it answers 200, or "port"
+    port = 8100                  # default port (equal to the settings default; checked)
+
+    [[demo]]                     # sample requests of `make request` and `make demo`
+    method = "GET"
+    path = "/health"
+    body = {}                    # JSON body (optional)
+
+Every process listens on `<NAME>_PORT` and is found by the others through `<NAME>_URL`
+(SPEC 0.7); the launcher sets both, so pattern.toml does not repeat them.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ENV_PAIR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+KNOWN_SERVICES = ("redis", "postgres")
+
+
+@dataclass(frozen=True)
+class Command:
+    """One Procfile line: `name: VAR=value ... command args`."""
+
+    name: str
+    env: dict[str, str]
+    argv: list[str]
+
+    @property
+    def env_prefix(self) -> str:
+        return self.name.upper()
+
+    @property
+    def port_variable(self) -> str:
+        return f"{self.env_prefix}_PORT"
+
+    @property
+    def url_variable(self) -> str:
+        return f"{self.env_prefix}_URL"
+
+    @property
+    def k8s_name(self) -> str:
+        return self.name.replace("_", "-")
+
+
+def parse_procfile(path: Path) -> dict[str, Command]:
+    commands: dict[str, Command] = {}
+    if not path.exists():
+        return commands
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, separator, rest = line.partition(":")
+        if not separator:
+            raise ValueError(f"{path}: not a Procfile line: {raw!r}")
+        tokens = shlex.split(rest)
+        env: dict[str, str] = {}
+        while tokens and ENV_PAIR.match(tokens[0]):
+            key, _, value = tokens.pop(0).partition("=")
+            env[key] = value
+        if not tokens:
+            raise ValueError(f"{path}: {name} has no command")
+        commands[name.strip()] = Command(name.strip(), env, tokens)
+    return commands
+
+
+@dataclass(frozen=True)
+class DemoRequest:
+    method: str
+    path: str
+    body: Any = None
+    process: str | None = None
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class Pattern:
+    directory: Path
+    name: str
+    version: str
+    summary: str
+    services: tuple[str, ...]
+    entry: str | None
+    jobs: tuple[str, ...]
+    ready: dict[str, str]
+    ready_timeout_s: float
+    default_ports: dict[str, int]
+    processes: dict[str, Command] = field(repr=False)
+    job_commands: dict[str, Command] = field(repr=False)
+    demo: tuple[DemoRequest, ...] = ()
+
+    image_component: str = "api"
+
+    @property
+    def relative(self) -> str:
+        return self.directory.relative_to(REPO_ROOT).as_posix()
+
+    def images(self) -> dict[str, str]:
+        """Dockerfile name → image tag: `Dockerfile.<component>`, or `Dockerfile` whose
+        component is `[pattern] component` (default "api"). Never `:latest` (CONVENTIONS 2)."""
+        images: dict[str, str] = {}
+        for dockerfile in sorted(self.directory.glob("Dockerfile*")):
+            _, _, component = dockerfile.name.partition(".")
+            component = component or self.image_component
+            images[dockerfile.name] = f"ml-system-in-actions/{self.name}-{component}:{self.version}"
+        return images
+
+    @classmethod
+    def load(cls, directory: Path | str) -> Pattern:
+        directory = Path(directory).resolve()
+        declared = tomllib.loads((directory / "pattern.toml").read_text())
+        meta = declared.get("pattern", {})
+        processes = parse_procfile(directory / "Procfile")
+        job_commands = parse_procfile(directory / "Procfile.jobs")
+        services = tuple(meta.get("services", []))
+        unknown = set(services) - set(KNOWN_SERVICES)
+        if unknown:
+            raise ValueError(f"{directory}: unknown services {sorted(unknown)}")
+        jobs = tuple(meta.get("jobs", []))
+        missing_jobs = [job for job in jobs if job not in job_commands]
+        if missing_jobs:
+            raise ValueError(f"{directory}: jobs {missing_jobs} are not in Procfile.jobs")
+        entry = meta.get("entry") or (next(iter(processes)) if processes else None)
+        if entry is not None and entry not in processes:
+            raise ValueError(f"{directory}: entry {entry!r} is not a Procfile process")
+        ready = {
+            name: declared.get("processes", {}).get(name, {}).get("ready", "port")
+            for name in processes
+        }
+        default_ports = {
+            name: int(table["port"])
+            for name, table in declared.get("processes", {}).items()
+            if "port" in table
+        }
+        demo = tuple(
+            DemoRequest(
+                method=item.get("method", "GET").upper(),
+                path=item["path"],
+                body=item.get("body"),
+                process=item.get("process"),
+                title=item.get("title", ""),
+            )
+            for item in declared.get("demo", [])
+        )
+        return cls(
+            directory=directory,
+            name=meta["name"],
+            version=str(meta.get("version", "0.1.0")),
+            summary=meta.get("summary", ""),
+            services=services,
+            entry=entry,
+            jobs=jobs,
+            ready=ready,
+            ready_timeout_s=float(meta.get("ready_timeout_s", 60)),
+            default_ports=default_ports,
+            processes=processes,
+            job_commands=job_commands,
+            demo=demo,
+            image_component=meta.get("component", "api"),
+        )
+
+
+def pattern_directories() -> list[Path]:
+    """Every pattern directory of the repository (one holding a pattern.toml)."""
+    return sorted(path.parent for path in REPO_ROOT.glob("chapter*/*/pattern.toml"))
