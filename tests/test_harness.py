@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import textwrap
 import time
@@ -34,16 +35,23 @@ TOY_SERVER = textwrap.dedent(
     (here / f"child-{sys.argv[1]}.pid").write_text(str(child.pid))
 
     class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as the load generators expect
+
         def do_GET(self):
-            if self.path == "/ready" and not (here / "prepared").exists():
-                self.send_response(503); self.end_headers(); return
-            body = json.dumps(dict(os.environ)).encode()
-            self.send_response(200); self.end_headers(); self.wfile.write(body)
+            ready = self.path != "/ready" or (here / "prepared").exists()
+            body = json.dumps(dict(os.environ)).encode() if ready else b"{}"
+            self.send_response(200 if ready else 503)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.do_GET()
         def log_message(self, *args):
             pass
 
     port = int(os.environ[sys.argv[1]])
-    http.server.HTTPServer(("127.0.0.1", port), Handler).serve_forever()
+    http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
     '''
 )
 
@@ -65,10 +73,47 @@ def write_toy(directory: Path, *, crash: bool = False) -> Path:
             [processes.web]
             ready = "/ready"
             port = 8000
+
+            [bench]
+            users = []
+            repeat = 1
+            wrk_duration_s = 1
+            wrk_connections = 4
+            [[bench.wrk]]
+            name = "ready"
+            path = "/ready"
+            [[bench.wrk]]
+            name = "env"
+            method = "POST"
+            path = "/"
+            body = {data = [[1.0, 2.0]]}
+            [[bench.ratios]]
+            title = "/ready vs itself"
+            numerator = "ready"
+            denominator = "ready"
             """
         )
     )
     return directory
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None and not os.environ.get("CI"), reason="no wrk")
+def test_bench_writes_its_table_between_the_readme_markers(tmp_path: Path) -> None:
+    from tests.support.bench import END, START, bench
+
+    pattern = Pattern.load(write_toy(tmp_path))
+    (tmp_path / "README.md").write_text(f"# toy\n\n{START}\nold table\n{END}\n\nafter\n")
+    bench(pattern)
+    readme = (tmp_path / "README.md").read_text()
+    table = readme.split(START)[1].split(END)[0]
+    assert "old table" not in table and readme.endswith(f"{END}\n\nafter\n")
+    rows = {line.split(" | ")[0]: line for line in table.splitlines() if line.startswith("| wrk")}
+    assert set(rows) == {"| wrk GET /ready", "| wrk POST /"}
+    requests, errors = (
+        int(cell) for cell in rows["| wrk GET /ready"].strip(" |").split(" | ")[-2:]
+    )
+    assert requests > 0 and errors == 0
+    assert "| /ready vs itself | 1.00 |" in table
 
 
 def pid_alive(pid: int) -> bool:
