@@ -11,6 +11,6 @@ export PIPENV_PIPFILE := $(ROOT)/Pipfile
 export PIPENV_VERBOSITY := -1
 
 $(VENV_STAMP): $(ROOT)/Pipfile.lock
-	@command -v pipenv >/dev/null || python3 -m pip install --quiet "pipenv==$(PIPENV_VERSION)"
+	@python3 -m pipenv --version >/dev/null 2>&1 || python3 -m pip install --quiet "pipenv==$(PIPENV_VERSION)"
 	cd $(ROOT) && python3 -m pipenv sync --categories="$(PIPENV_CATEGORIES)"
 	@touch $@

@@ -1,0 +1,1 @@
+"""iris_binary: trains one-against-rest SVCs `iris_binary_<species>`, exports ONNX, registers."""

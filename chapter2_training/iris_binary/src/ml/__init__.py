@@ -1,0 +1,1 @@
+"""Data, estimator, evaluation and ONNX export: no HTTP, no registry."""

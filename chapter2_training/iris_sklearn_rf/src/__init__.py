@@ -1,0 +1,1 @@
+"""iris_sklearn_rf: trains `iris_rf` (StandardScaler → forest), exports ONNX, registers it."""

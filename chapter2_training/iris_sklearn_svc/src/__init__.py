@@ -1,0 +1,1 @@
+"""iris_sklearn_svc: trains `iris_svc` (StandardScaler → SVC), exports ONNX, registers it."""
