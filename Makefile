@@ -8,7 +8,7 @@ include $(ROOT)/env.mk
 CHAPTER2_TRAINERS := $(sort $(dir $(wildcard chapter2_training/iris_*/pattern.toml)))
 PATTERNS := $(sort $(dir $(wildcard chapter*/*/pattern.toml)))
 
-.PHONY: help setup models demo test lint fmt bench build_all clean
+.PHONY: help setup models demo test lint fmt bench build_all requirements clean
 
 help:  ## list the targets
 	@grep -hE '^[a-z_]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,13 @@ bench: setup  ## every pattern's benchmark (bounded, loopback only); tables go i
 
 build_all:  ## docker images of every pattern (needs a Docker engine)
 	@for pattern in $(PATTERNS); do $(MAKE) --no-print-directory -C $$pattern build || exit 1; done
+
+requirements: $(VENV_STAMP)  ## re-export every requirements/*.txt from Pipfile.lock (after a lock)
+	@for file in chapter*/*/requirements/*.txt; do \
+		export_command=$$(sed -n 's/^# \(pipenv requirements .*\)/\1/p' $$file | head -1); \
+		{ grep '^#' $$file; eval "python3 -m $$export_command"; } > $$file.new && mv $$file.new $$file; \
+		echo "$$file: $$export_command"; \
+	done
 
 clean:  ## remove the environment and everything trained or written at run time
 	rm -rf $(VENV) .test-results

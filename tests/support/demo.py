@@ -27,7 +27,8 @@ from tests.support.launcher import launch, run_job, send_demo_requests
 from tests.support.pattern import REPO_ROOT, Pattern, pattern_directories
 from tests.support.services import ServiceUnavailable
 
-console = Console(highlight=False)
+# rich falls back to 80 columns without a terminal (CI logs, pipes): too narrow for the tables
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 130)
 MODEL_DB = "chapter2_training/model_db"
 LATENCY_SAMPLES = 50
 
@@ -70,7 +71,7 @@ def trained_models() -> list[Path]:
 
 def print_models() -> None:
     table = Table(title="chapter 2: trained models (make models)")
-    for column in ("model", "version", "test metric", "sample row →"):
+    for column in ("model", "version", "test metric", "sample row", "prediction"):
         table.add_column(column)
     for path in trained_models():
         metadata = json.loads(path.read_text())
@@ -79,9 +80,22 @@ def print_models() -> None:
             f"accuracy {metrics['accuracy']:.3f}" if "accuracy" in metrics
             else f"outlier fraction {metrics.get('outlier_fraction_train', float('nan')):.3f}"
         )  # fmt: skip
-        table.add_row(metadata["name"], metadata["version"], metric, json.dumps(
-            metadata.get("data_sample")))  # fmt: skip
+        sample = metadata["data_sample"]
+        table.add_row(metadata["name"], metadata["version"], metric, json.dumps(sample[0]),
+                      predicted_label(path.parent, sample))  # fmt: skip
     console.print(table)
+
+
+def predicted_label(model_dir: Path, rows: list[list[float]]) -> str:
+    """What onnxruntime says of the sample row, through the model's own label map."""
+    import numpy as np
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(model_dir / "model.onnx"))
+    feeds = {session.get_inputs()[0].name: np.asarray(rows, dtype=np.float32)}
+    label = session.run(["label"], feeds)[0].reshape(-1)[0]
+    labels = json.loads((model_dir / "label.json").read_text())
+    return str(labels.get(str(label), label))
 
 
 def chapter2_tour(rows: list[Row]) -> None:

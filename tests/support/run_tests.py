@@ -6,6 +6,7 @@ One Redis and one PostgreSQL serve the whole run. The last line is `N passed, N 
 
     python tests/support/run_tests.py                     # everything
     python tests/support/run_tests.py tests/chapter2_training/model_db -- -k alias
+    python tests/support/run_tests.py tests/test_artifacts.py   # one repository-level file
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Suite:
 
     tests: Path
     pattern_dir: Path | None
+    files: tuple[Path, ...] = ()  # repository-level test files picked by name (default: all)
 
     @property
     def label(self) -> str:
@@ -64,7 +66,9 @@ def discover(selected: list[str]) -> list[Suite]:
     if not selected:
         return suites
     wanted = [(Path.cwd() / item).resolve() for item in selected]
-    return [
+    repository_files = tuple(path for path in wanted if path.parent == TESTS and path.is_file())
+    chosen = [Suite(TESTS, None, repository_files)] if repository_files else []
+    return chosen + [
         suite
         for suite in suites
         if any(suite.tests == path or suite.tests.is_relative_to(path) for path in wanted)
@@ -82,7 +86,7 @@ def pytest_command(suite: Suite, junit: Path, extra: list[str]) -> list[str]:
     ]  # fmt: skip
     if suite.pattern_dir is None:
         # repository-level tests only: the pattern directories are separate suites
-        command += [str(path) for path in sorted(TESTS.glob("test_*.py"))]
+        command += [str(path) for path in suite.files or sorted(TESTS.glob("test_*.py"))]
     else:
         command.append(str(suite.tests))
     return command + extra
@@ -149,8 +153,10 @@ def shared_services(env: dict[str, str]) -> Iterator[None]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="*", help="test directories to run (default: all)")
-    args, extra = parser.parse_known_args()
-    extra = [item for item in extra if item != "--"]
+    argv = sys.argv[1:]
+    # everything after `--` goes to pytest untouched (argparse would take it for paths)
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     suites = discover(args.paths)
     if not suites:
         print("no test suite matches", args.paths)
