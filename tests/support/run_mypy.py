@@ -30,7 +30,7 @@ def main() -> int:
     for directory in pattern_directories():
         if not (directory / "src").is_dir():
             continue
-        targets = ["src"]
+        targets = ["src"] + (["locustfile.py"] if (directory / "locustfile.py").exists() else [])
         tests = REPO_ROOT / "tests" / directory.relative_to(REPO_ROOT)
         if tests.is_dir():
             targets.append(str(tests))
