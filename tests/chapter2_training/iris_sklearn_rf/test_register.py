@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.chapter2_training import iris_checks as checks
 
 PATTERN = "chapter2_training/iris_sklearn_rf"
 NAMES = ["iris_rf"]
-
-
-@pytest.fixture(scope="module")
-def model_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with checks.model_db(tmp_path_factory.mktemp("model_db")) as base_url:
-        yield base_url
 
 
 def test_train_registers_once_and_sets_the_alias(model_db: str, tmp_path: Path) -> None:
