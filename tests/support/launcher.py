@@ -321,16 +321,26 @@ def default_url(pattern: Pattern, process: str) -> str:
     return f"http://{LOOPBACK}:{port}"
 
 
-def send_demo_requests(pattern: Pattern, urls: Mapping[str, str]) -> list[httpx.Response]:
-    """Send pattern.toml's sample requests and print each exchange; returns the responses."""
+def send_demo_requests(
+    pattern: Pattern, urls: Mapping[str, str], env: Mapping[str, str] | None = None
+) -> list[httpx.Response]:
+    """Run pattern.toml's demo steps in order, printing each exchange; returns the responses.
+
+    A step is a request to one process, or a Procfile.jobs line run with `env` (the launch's
+    environment; the caller's own otherwise)."""
     responses = []
     with httpx.Client(timeout=30.0) as client:
-        for request in pattern.demo:
-            process = request.process or pattern.entry
+        for step in pattern.demo:
+            if step.title:
+                print(f"# {step.title}")
+            if step.job is not None:
+                print(f"$ make {step.job}")
+                print("  " + run_job(pattern, step.job, env).strip().replace("\n", "\n  "))
+                continue
+            process = step.process or pattern.entry
             assert process is not None
-            response = client.request(request.method, urls[process] + request.path,
-                                      json=request.body)  # fmt: skip
-            print(f"$ {request.method} {request.path}  -> {response.status_code}")
+            response = client.request(step.method, urls[process] + step.path, json=step.body)
+            print(f"$ {step.method} {step.path}  -> {response.status_code}")
             print(f"  {response.text[:400]}")
             responses.append(response)
     return responses

@@ -17,9 +17,15 @@ pattern.toml, every key optional except `name`:
     port = 8100                  # default port (equal to the settings default; checked)
 
     [[demo]]                     # sample requests of `make request` and `make demo`
+    title = "what this step shows"
     method = "GET"
     path = "/health"
     body = {}                    # JSON body (optional)
+    process = "model_db"         # which process to call (default: entry)
+
+    [[demo]]                     # a step may run a Procfile.jobs line instead of a request
+    title = "predict every pending row once"
+    job = "job_once"
 
 Every process listens on `<NAME>_PORT` and is found by the others through `<NAME>_URL`
 (SPEC 0.7); the launcher sets both, so pattern.toml does not repeat them.
@@ -88,9 +94,10 @@ def parse_procfile(path: Path) -> dict[str, Command]:
 
 @dataclass(frozen=True)
 class DemoRequest:
-    method: str
-    path: str
+    method: str = "GET"
+    path: str = ""
     body: Any = None
+    job: str | None = None
     process: str | None = None
     title: str = ""
 
@@ -142,6 +149,12 @@ class Pattern:
         missing_jobs = [job for job in jobs if job not in job_commands]
         if missing_jobs:
             raise ValueError(f"{directory}: jobs {missing_jobs} are not in Procfile.jobs")
+        unknown_demo_jobs = [
+            item["job"] for item in declared.get("demo", [])
+            if "job" in item and item["job"] not in job_commands
+        ]  # fmt: skip
+        if unknown_demo_jobs:
+            raise ValueError(f"{directory}: demo jobs {unknown_demo_jobs} not in Procfile.jobs")
         entry = meta.get("entry") or (next(iter(processes)) if processes else None)
         if entry is not None and entry not in processes:
             raise ValueError(f"{directory}: entry {entry!r} is not a Procfile process")
@@ -157,7 +170,8 @@ class Pattern:
         demo = tuple(
             DemoRequest(
                 method=item.get("method", "GET").upper(),
-                path=item["path"],
+                path=item.get("path", ""),
+                job=item.get("job"),
                 body=item.get("body"),
                 process=item.get("process"),
                 title=item.get("title", ""),
