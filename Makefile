@@ -5,7 +5,6 @@ SHELL := /bin/bash
 ROOT := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 include $(ROOT)/env.mk
 
-CHAPTER2_TRAINERS := $(sort $(dir $(wildcard chapter2_training/iris_*/pattern.toml)))
 PATTERNS := $(sort $(dir $(wildcard chapter*/*/pattern.toml)))
 
 .PHONY: help setup models demo test lint fmt bench build_all requirements clean
@@ -15,8 +14,8 @@ help:  ## list the targets
 
 setup: $(VENV_STAMP) models  ## environment from Pipfile.lock, then the chapter-2 models (idempotent)
 
-models: $(VENV_STAMP)  ## train every chapter-2 model that is missing or out of date
-	@for trainer in $(CHAPTER2_TRAINERS); do $(MAKE) --no-print-directory -C $$trainer models || exit 1; done
+models: $(VENV_STAMP)  ## every pattern's models/ (and data/): trains only what is missing or stale
+	@for pattern in $(PATTERNS); do $(MAKE) --no-print-directory -C $$pattern models || exit 1; done
 
 demo: setup  ## the tour: train, start each pattern, send its requests, print a summary
 	$(PYTHON) -m tests.support.demo

@@ -373,6 +373,13 @@ def test_a_copy_source_excluded_by_dockerignore_is_reported(copy: Path) -> None:
     assert_reported(check_copy_sources, copy, "alembic.ini is excluded by .dockerignore")
 
 
+def test_a_missing_k8s_stand_in_for_a_process_is_reported(copy: Path) -> None:
+    # pattern.toml may name the object that runs a process in k8s instead of a Deployment
+    # (a loop scheduled as a CronJob); that object must then be rendered
+    replace_text(copy / "pattern.toml", "port = 8100", 'port = 8100\nk8s = "CronJob/nightly"')
+    assert_reported(check_manifest_processes, copy, "no CronJob/nightly, which runs Procfile")
+
+
 def test_a_launcher_readiness_path_that_is_no_route_is_reported(copy: Path) -> None:
     replace_text(copy / "pattern.toml", 'ready = "/ready"', 'ready = "/readyz"')
     assert_reported(check_pattern_toml, copy, "ready path /readyz is not a GET route")

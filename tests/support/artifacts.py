@@ -11,11 +11,18 @@ Conventions the checks define:
 - requirements/*.txt start with a comment naming the export command, e.g.
   `# pipenv requirements --hash --categories="packages training"`; the rest of the file equals
   that command's output at the repository root (Pipfile.lock).
-- A Dockerfile may COPY files under models/ that `make models` writes (git-ignored) when the
-  comment `# generated: make models` is right above that COPY; every other COPY source exists,
-  and .dockerignore excludes none.
+- A Dockerfile may COPY files under models/ or data/ that `make models` writes (git-ignored)
+  when the comment `# generated: make models` is right above that COPY; every other COPY source
+  exists, and .dockerignore excludes none.
+- Every Procfile process is a Deployment with a container of its k8s name, unless pattern.toml
+  names another rendered object for it (`[processes.<name>] k8s = "CronJob/<name>"`): a loop
+  that k8s schedules instead of keeping running.
 - Manifests are what `kubectl kustomize manifests` renders (secretGenerator output counts),
   validated against the Kubernetes schemas of K8S_VERSION.
+- A Procfile or Procfile.jobs line `env --chdir=<another pattern directory> <command>` runs that
+  pattern's own command from its directory (model_load_pattern starts chapter 2's model DB this
+  way): compose runs `<command>` from that pattern's image and is checked against that pattern's
+  settings, port and routes; its Deployment lives in that pattern's manifests, not here.
 - A setting whose default points to this machine (127.0.0.1, localhost, SQLite) is set
   explicitly wherever a process or job reading it runs in compose or k8s. What a command reads:
   the attributes used by the modules it loads (its entry module, gunicorn config file or Alembic
@@ -71,7 +78,7 @@ IMAGE_PREFIX = "ml-system-in-actions/"
 LOOPBACK_MARKERS = ("127.0.0.1", "localhost", "::1", "sqlite")
 BIND_SETTINGS = frozenset({"HOST"})
 GENERATED_MARKER = "# generated: make models"
-GENERATED_DIRECTORIES = ("models/",)
+GENERATED_DIRECTORIES = ("models/", "data/")
 CANONICAL_COMMON = (
     REPO_ROOT / "chapter4_serving_patterns/template_pattern/skeleton/src/common",
     REPO_ROOT / "chapter2_training/model_db/src/common",
@@ -134,6 +141,23 @@ def load_pattern(directory: Path) -> Pattern:
 
 def declared_port(directory: Path, command: Command) -> int | None:
     return load_pattern(directory).default_ports.get(command.name)
+
+
+def delegated(directory: Path, command: Command) -> tuple[Path, Command] | None:
+    """(the other pattern's directory, the command it runs) for a line `env --chdir=<dir> ...`
+    whose <dir> is another pattern; None for every other line."""
+    argv = command.argv
+    if len(argv) < 3 or argv[0] != "env" or not argv[1].startswith("--chdir="):
+        return None
+    owner = (directory / argv[1].partition("=")[2]).resolve()
+    if owner == directory.resolve() or not (owner / "pattern.toml").is_file():
+        return None
+    return owner, Command(command.name, command.env, argv[2:])
+
+
+def runs_where(directory: Path, command: Command) -> tuple[Path, Command]:
+    """The directory whose code, settings and routes a command uses, and the command there."""
+    return delegated(directory, command) or (directory, command)
 
 
 # --- Dockerfiles -------------------------------------------------------------------------------
@@ -334,7 +358,9 @@ def app_factory(command: Command) -> tuple[str, bool] | None:
 
 
 def facts(directory: Path) -> Facts:
-    processes = load_pattern(directory).processes.values()
+    processes = [
+        c for c in load_pattern(directory).processes.values() if delegated(directory, c) is None
+    ]
     factories = tuple(sorted({f for c in processes if (f := app_factory(c)) is not None}))
     key = (fingerprint(directory, "src"), factories, probe_paths(directory))
     return content_cache(_FACTS, key, lambda: _facts(factories, key[2], directory))
@@ -941,6 +967,10 @@ def check_pattern_toml(directory: Path) -> Problems:
         if port is None:
             problems.append(f"pattern.toml: [processes.{name}] has no port")
             continue
+        owner = delegated(directory, command)
+        if owner is not None:  # its settings and routes are checked in its own pattern
+            problems += delegated_port_problems(owner, name, port)
+            continue
         defaults = {s.default for s in found.settings if command.port_variable in s.env}
         if found.settings and defaults != {str(port)}:
             problems.append(
@@ -957,6 +987,18 @@ def check_pattern_toml(directory: Path) -> Problems:
         problem = probe_path_problem(directory, command, ready) if ready.startswith("/") else None
         problems += [f"pattern.toml: [processes.{name}] ready {problem}"] if problem else []
     return problems
+
+
+def delegated_port_problems(owner: tuple[Path, Command], name: str, port: int) -> Problems:
+    """A process run from another pattern is that pattern's process, on its port."""
+    owner_dir, command = owner
+    where = f"pattern.toml: [processes.{name}]"
+    owner_pattern = load_pattern(owner_dir)
+    expected = owner_pattern.processes.get(name)
+    if expected is None or expected.argv != command.argv:
+        return [f"{where} runs {command.argv}, no Procfile line of {owner_pattern.relative}"]
+    owner_port = owner_pattern.default_ports.get(name)
+    return [] if owner_port == port else [f"{where} port {port} is not {owner_port} (its pattern)"]
 
 
 def check_compose_processes(directory: Path) -> Problems:
@@ -978,23 +1020,28 @@ def check_compose_processes(directory: Path) -> Problems:
         where = f"{COMPOSE_FILE}: service {service_name}"
         argv = compose_command(service, compose_dockerfile(service, path.parent, catalogue))
         process = pattern.processes.get(service_name)
-        job = next((j for j in pattern.job_commands.values() if j.argv == argv), None)
-        if process is None and job is None:
+        # (directory, command) the service runs: another pattern's for `env --chdir=...` lines
+        ran = runs_where(directory, process) if process is not None else None
+        job = next(
+            (where_and_job for j in pattern.job_commands.values()
+             if (where_and_job := runs_where(directory, j))[1].argv == argv),
+            None,
+        )  # fmt: skip
+        if ran is None and job is None:
             if service.get("image") in pattern.images().values():
                 problems.append(f"{where}: runs {argv}, no Procfile or Procfile.jobs command")
             continue  # otherwise another project's image (postgres, redis) or another pattern's
-        if process is not None and argv != process.argv:
-            problems.append(f"{where}: runs {argv}, the Procfile says {process.argv}")
+        if ran is not None and argv != ran[1].argv:
+            problems.append(f"{where}: runs {argv}, the Procfile says {ran[1].argv}")
             continue
-        if process is None:
+        if ran is None:
             jobs.add(service_name)
             if service.get("restart") != "no":
                 problems.append(f'{where}: a one-shot job needs restart: "no"')
-        command = process or job
-        assert command is not None
-        problems += compose_service_problems(
-            directory, where, service, command, process is not None
-        )
+        chosen = ran or job
+        assert chosen is not None
+        owner_dir, command = chosen
+        problems += compose_service_problems(owner_dir, where, service, command, ran is not None)
     return problems + job_dependency_problems(compose, jobs)
 
 
@@ -1099,9 +1146,10 @@ def check_image_tags(directory: Path) -> Problems:
 
 
 def check_manifest_processes(directory: Path) -> Problems:
-    """A Deployment and a container named `<process, _ → ->` per Procfile process, running its
-    command with its VAR=value pairs on its port, probes on its routes; init containers, Jobs and
-    CronJobs of this pattern's images run Procfile.jobs commands; loopback settings set."""
+    """A Deployment and a container named `<process, _ → ->` per Procfile process (or the object
+    pattern.toml names for it), running its command with its VAR=value pairs on its port, probes
+    on its routes; init containers, Jobs and CronJobs of this pattern's images run Procfile.jobs
+    commands; loopback settings set."""
     rendered, pattern, found = render(directory), load_pattern(directory), facts(directory)
     if rendered.problems or found.error:
         return [*rendered.problems, *([found.error] if found.error else [])]
@@ -1112,10 +1160,18 @@ def check_manifest_processes(directory: Path) -> Problems:
         for init, container in pod_containers(template)
         if not init
     }
+    rendered_names = {object_name(obj) for obj in rendered.objects}
     problems = [
         f"manifests: no Deployment {c.k8s_name} with a container {c.k8s_name} (Procfile {name})"
         for name, c in pattern.processes.items()
-        if (c.k8s_name, c.k8s_name) not in deployments
+        if name not in pattern.k8s_objects
+        and (c.k8s_name, c.k8s_name) not in deployments
+        and delegated(directory, c) is None  # deployed by its own pattern's manifests
+    ]
+    problems += [
+        f"manifests: no {replacement}, which runs Procfile {name} in k8s (pattern.toml)"
+        for name, replacement in pattern.k8s_objects.items()
+        if replacement not in rendered_names
     ]
     for obj, template in workloads(rendered.objects):
         for init, container in pod_containers(template):

@@ -15,6 +15,9 @@ pattern.toml, every key optional except `name`:
     [processes.model_db]
     ready = "/ready"             # HTTP path polled until it answers 200, or "port"
     port = 8100                  # default port (equal to the settings default; checked)
+    k8s = "CronJob/batch-job"    # optional: the rendered object that stands in for this
+                                 # process in k8s instead of its Deployment (a loop that k8s
+                                 # schedules as a CronJob); checked to exist
 
     [[demo]]                     # sample requests of `make request` and `make demo`
     title = "what this step shows"
@@ -42,6 +45,7 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ENV_PAIR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+K8S_OBJECT = re.compile(r"^[A-Z][A-Za-z]+/[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")  # Kind/name
 KNOWN_SERVICES = ("redis", "postgres")
 
 
@@ -119,6 +123,8 @@ class Pattern:
     demo: tuple[DemoRequest, ...] = ()
 
     image_component: str = "api"
+    # process → "Kind/name" of the k8s object that replaces its Deployment
+    k8s_objects: dict[str, str] = field(default_factory=dict)
 
     @property
     def relative(self) -> str:
@@ -167,6 +173,14 @@ class Pattern:
             for name, table in declared.get("processes", {}).items()
             if "port" in table
         }
+        k8s_objects = {
+            name: str(table["k8s"])
+            for name, table in declared.get("processes", {}).items()
+            if "k8s" in table
+        }
+        malformed = {name: ref for name, ref in k8s_objects.items() if not K8S_OBJECT.match(ref)}
+        if malformed:
+            raise ValueError(f"{directory}: k8s must be Kind/name: {malformed}")
         demo = tuple(
             DemoRequest(
                 method=item.get("method", "GET").upper(),
@@ -193,6 +207,7 @@ class Pattern:
             job_commands=job_commands,
             demo=demo,
             image_component=meta.get("component", "api"),
+            k8s_objects=k8s_objects,
         )
 
 
