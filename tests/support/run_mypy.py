@@ -30,7 +30,9 @@ def main() -> int:
     for directory in pattern_directories():
         if not (directory / "src").is_dir():
             continue
-        targets = ["src"] + (["locustfile.py"] if (directory / "locustfile.py").exists() else [])
+        # the served code, and the pattern's own tooling where it has some
+        targets = ["src"] + [extra for extra in ("locustfile.py", "scripts")
+                             if (directory / extra).exists()]  # fmt: skip
         tests = REPO_ROOT / "tests" / directory.relative_to(REPO_ROOT)
         if tests.is_dir():
             targets.append(str(tests))
