@@ -168,6 +168,9 @@ def pattern_tour(pattern: Pattern, rows: list[Row]) -> None:
             rows.append(Row(pattern.relative, "failed" if failed else "works", p50))
     except ServiceUnavailable as missing:
         rows.append(Row(pattern.relative, "skipped", note=str(missing)))
+    except (RuntimeError, OSError, httpx.HTTPError) as failure:
+        # the launcher printed the processes' logs; the tour goes on with the next pattern
+        rows.append(Row(pattern.relative, "failed", note=str(failure).splitlines()[0][:120]))
 
 
 def summary(rows: list[Row]) -> None:
