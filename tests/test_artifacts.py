@@ -182,9 +182,12 @@ def copy(tmp_path: Path) -> Path:
     return copy
 
 
-def assert_reported(check: Callable[[Path], Problems], broken: Path, fragment: str) -> None:
-    """`check` reports, on the broken copy, a problem it does not report on model_db itself."""
-    before = set(skip_if_tool_missing(lambda: check(MODEL_DB)))
+def assert_reported(
+    check: Callable[[Path], Problems], broken: Path, fragment: str, original: Path = MODEL_DB
+) -> None:
+    """`check` reports, on the broken copy, a problem it does not report on the original
+    (model_db unless said otherwise)."""
+    before = set(skip_if_tool_missing(lambda: check(original)))
     new = [
         problem for problem in skip_if_tool_missing(lambda: check(broken)) if problem not in before
     ]
@@ -383,3 +386,87 @@ def test_a_missing_k8s_stand_in_for_a_process_is_reported(copy: Path) -> None:
 def test_a_launcher_readiness_path_that_is_no_route_is_reported(copy: Path) -> None:
     replace_text(copy / "pattern.toml", 'ready = "/ready"', 'ready = "/readyz"')
     assert_reported(check_pattern_toml, copy, "ready path /readyz is not a GET route")
+
+
+# --- negative tests: a copy of model_load_pattern, whose Procfile runs chapter 2's model DB ------
+
+MODEL_LOAD = REPO_ROOT / "chapter3_release_patterns" / "model_load_pattern"
+
+
+@pytest.fixture
+def model_load_copy(tmp_path: Path) -> Path:
+    """A copy at the same depth, next to a link to chapter2_training: its `env --chdir=
+    ../../chapter2_training/model_db` line still reaches the model DB pattern."""
+    if not (MODEL_LOAD / "pattern.toml").is_file():
+        pytest.skip("chapter3_release_patterns/model_load_pattern is not there yet")
+    (tmp_path / "chapter2_training").symlink_to(REPO_ROOT / "chapter2_training")
+    copy = tmp_path / "chapter3_release_patterns" / "model_load_pattern"
+    ignore = shutil.ignore_patterns("var", "models", "__pycache__", ".*_cache")
+    shutil.copytree(MODEL_LOAD, copy, ignore=ignore)
+    return copy
+
+
+def test_a_process_run_from_another_pattern_must_be_that_patterns_command(
+    model_load_copy: Path,
+) -> None:
+    # the first create_app() of the Procfile is on the model_db line
+    replace_text(model_load_copy / "Procfile", "create_app()", "make_app()")
+    check = partial(assert_reported, broken=model_load_copy, original=MODEL_LOAD)
+    check(check_pattern_toml, fragment="no Procfile line of chapter2_training/model_db")
+    check(check_compose_processes, fragment="service model_db: runs")
+
+
+def test_a_chdir_that_names_no_pattern_is_checked_as_this_patterns_process(
+    model_load_copy: Path,
+) -> None:
+    # only a line that runs another pattern's process is exempt from a Deployment here
+    replace_text(
+        model_load_copy / "Procfile", "--chdir=../../chapter2_training/model_db", "--chdir=/tmp"
+    )
+    assert_reported(
+        check_manifest_processes,
+        model_load_copy,
+        "no Deployment model-db with a container model-db",
+        original=MODEL_LOAD,
+    )
+
+
+# --- negative tests: a copy of model_in_image_pattern, whose image tag carries the model -------
+
+MODEL_IN_IMAGE = REPO_ROOT / "chapter3_release_patterns" / "model_in_image_pattern"
+
+
+@pytest.fixture
+def model_in_image_copy(tmp_path: Path) -> Path:
+    """A copy with its models/ (the tag's model version is read from there)."""
+    if not (MODEL_IN_IMAGE / "models" / "iris_svc" / "metadata.json").is_file():
+        pytest.skip("chapter3_release_patterns/model_in_image_pattern has no model: make models")
+    copy = tmp_path / "model_in_image_pattern"
+    ignore = shutil.ignore_patterns("var", "__pycache__", ".*_cache")
+    shutil.copytree(MODEL_IN_IMAGE, copy, ignore=ignore)
+    return copy
+
+
+def test_a_model_in_image_tag_without_the_model_version_is_reported(
+    model_in_image_copy: Path,
+) -> None:
+    tag = "ml-system-in-actions/model_in_image_pattern-api:0.1.0"
+    edit_service(model_in_image_copy, "api", lambda service: service.update(image=tag))
+    check = partial(assert_reported, broken=model_in_image_copy, original=MODEL_IN_IMAGE)
+    check(check_image_tags, fragment=f"image {tag} is not a tag `make build` makes")
+    kustomization = model_in_image_copy / "manifests" / "kustomization.yml"
+    text = re.sub(r"newTag: \S+", "newTag: 0.1.0", kustomization.read_text())
+    kustomization.write_text(text)
+    check(check_image_tags, fragment="container api: image " + tag)
+
+
+def test_model_in_image_tags_without_the_model_they_name_are_reported(
+    model_in_image_copy: Path,
+) -> None:
+    shutil.rmtree(model_in_image_copy / "models")
+    assert_reported(
+        check_image_tags,
+        model_in_image_copy,
+        "models/iris_svc/metadata.json holds no model version for the image tag",
+        original=MODEL_IN_IMAGE,
+    )

@@ -56,7 +56,13 @@ from typing import Any, TypeVar
 import kubernetes_validate.utils as kubernetes_validate
 import yaml
 
-from tests.support.pattern import REPO_ROOT, Command, Pattern, pattern_directories
+from tests.support.pattern import (
+    REPO_ROOT,
+    Command,
+    ImageTagError,
+    Pattern,
+    pattern_directories,
+)
 
 K8S_VERSION = "1.33"
 BIN = Path(sys.executable).parent  # kubectl, hadolint, check-jsonschema come with the venv
@@ -1122,6 +1128,10 @@ def check_compose_references(directory: Path) -> Problems:
 def check_image_tags(directory: Path) -> Problems:
     """Images in compose and manifests: this repository's as `make build` tags them, other
     projects' pinned to a version; a compose `build:` tags its image as `make build` does."""
+    try:
+        load_pattern(directory).images()
+    except ImageTagError as error:  # the tags carry a model version that is not there yet
+        return [f"pattern.toml: no image tag: {error}"]
     catalogue = image_catalogue(directory)
     problems: Problems = []
     path = directory / COMPOSE_FILE

@@ -158,14 +158,13 @@ def pattern_tour(pattern: Pattern, rows: list[Row]) -> None:
     try:
         with launch(pattern) as running:
             urls = {name: process.url for name, process in running.processes.items()}
-            responses = send_demo_requests(pattern, urls, running.env)
-            failed = [r for r in responses if r.status_code >= 500]
+            failures = send_demo_requests(pattern, urls, running.env)
             first_get = next((r for r in pattern.demo if r.method == "GET" and r.path), None)
             p50 = None
             if first_get is not None:
                 p50 = p50_latency_ms(urls[first_get.process or pattern.entry or ""] +
                                      first_get.path)  # fmt: skip
-            rows.append(Row(pattern.relative, "failed" if failed else "works", p50))
+            rows.append(Row(pattern.relative, "failed" if failures else "works", p50))
     except ServiceUnavailable as missing:
         rows.append(Row(pattern.relative, "skipped", note=str(missing)))
     except (RuntimeError, OSError, httpx.HTTPError) as failure:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.pattern import REPO_ROOT, Command, Pattern
+from tests.support.pattern import REPO_ROOT, Command, ImageTagError, Pattern, unexpected
 from tests.support.ports import LOOPBACK, free_port, port_accepts, wait_until
 from tests.support.services import PostgresServer, RedisServer
 
@@ -323,12 +323,13 @@ def default_url(pattern: Pattern, process: str) -> str:
 
 def send_demo_requests(
     pattern: Pattern, urls: Mapping[str, str], env: Mapping[str, str] | None = None
-) -> list[httpx.Response]:
-    """Run pattern.toml's demo steps in order, printing each exchange; returns the responses.
+) -> int:
+    """Run pattern.toml's demo steps in order, printing each exchange; returns how many
+    answered other than expected (pattern.unexpected).
 
     A step is a request to one process, or a Procfile.jobs line run with `env` (the launch's
     environment; the caller's own otherwise)."""
-    responses = []
+    failures = 0
     with httpx.Client(timeout=30.0) as client:
         for step in pattern.demo:
             if step.title:
@@ -342,14 +343,23 @@ def send_demo_requests(
             response = client.request(step.method, urls[process] + step.path, json=step.body)
             print(f"$ {step.method} {step.path}  -> {response.status_code}")
             print(f"  {response.text[:400]}")
-            responses.append(response)
-    return responses
+            failures += unexpected(step, response.status_code)
+    return failures
 
 
-def _build(pattern: Pattern) -> int:
-    for dockerfile, tag in pattern.images().items():
+def _build(pattern: Pattern, dry_run: bool = False) -> int:
+    """`docker build` of every image, tagged as Pattern.images() says; with `dry_run` only the
+    commands are printed. A tag that cannot be made (no model yet) fails before any build."""
+    try:
+        images = pattern.images()
+    except ImageTagError as error:
+        print(f"make build: {error}", file=sys.stderr)
+        return 1
+    for dockerfile, tag in images.items():
         command = ["docker", "build", "-t", tag, "-f", dockerfile, "."]
         print("$ " + " ".join(command), flush=True)
+        if dry_run:
+            continue
         if subprocess.run(command, cwd=pattern.directory, check=False).returncode != 0:
             return 1
     return 0
@@ -362,21 +372,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=["dev", "request", "job", "build"])
     parser.add_argument("pattern", help="pattern directory, relative to the repository root")
     parser.add_argument("job", nargs="?", help="the Procfile.jobs line to run (action job)")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="build: print the docker commands, run none"
+    )
     args = parser.parse_args(argv)
     pattern = Pattern.load(REPO_ROOT / args.pattern)
     if args.action == "dev":
         return _dev(pattern)
     if args.action == "request":
         urls = {name: default_url(pattern, name) for name in pattern.processes}
-        responses = send_demo_requests(pattern, urls)
-        return 0 if all(response.status_code < 500 for response in responses) else 1
+        return 1 if send_demo_requests(pattern, urls) else 0
     if args.action == "job":
         if args.job not in pattern.job_commands:
             parser.error(f"{args.job!r} is not in {pattern.relative}/Procfile.jobs")
         command = pattern.job_commands[args.job]
         env = job_environment(command, base_environment(pattern))
         return subprocess.run(command.argv, cwd=pattern.directory, env=env, check=False).returncode
-    return _build(pattern)
+    return _build(pattern, dry_run=args.dry_run)
 
 
 if __name__ == "__main__":

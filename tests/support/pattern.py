@@ -11,6 +11,9 @@ pattern.toml, every key optional except `name`:
     jobs = ["migrate"]           # Procfile.jobs lines run in this order before the processes
     ready_timeout_s = 60
     component = "api"            # image component of a plain `Dockerfile`
+    tag_suffix_from = "models/iris_svc/metadata.json"
+                                 # optional: a model baked into the images; their tag becomes
+                                 # `<version>-<that file's "version">` (missing file: an error)
 
     [processes.model_db]
     ready = "/ready"             # HTTP path polled until it answers 200, or "port"
@@ -25,6 +28,7 @@ pattern.toml, every key optional except `name`:
     path = "/health"
     body = {}                    # JSON body (optional)
     process = "model_db"         # which process to call (default: entry)
+    expect = 503                 # the status this step must show (default: anything below 500)
 
     [[demo]]                     # a step may run a Procfile.jobs line instead of a request
     title = "predict every pending row once"
@@ -36,6 +40,7 @@ Every process listens on `<NAME>_PORT` and is found by the others through `<NAME
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import tomllib
@@ -47,6 +52,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 ENV_PAIR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 K8S_OBJECT = re.compile(r"^[A-Z][A-Za-z]+/[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")  # Kind/name
 KNOWN_SERVICES = ("redis", "postgres")
+TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")  # what docker accepts as a tag
+
+
+class ImageTagError(ValueError):
+    """The image tag cannot be made: the model version it carries is not there."""
 
 
 @dataclass(frozen=True)
@@ -102,8 +112,14 @@ class DemoRequest:
     path: str = ""
     body: Any = None
     job: str | None = None
+    expect: int | None = None
     process: str | None = None
     title: str = ""
+
+
+def unexpected(step: DemoRequest, status: int) -> bool:
+    """A demo step went wrong: not the status it expects, or a 5xx when it expects none."""
+    return status != step.expect if step.expect is not None else status >= 500
 
 
 @dataclass(frozen=True)
@@ -125,6 +141,8 @@ class Pattern:
     image_component: str = "api"
     # process → "Kind/name" of the k8s object that replaces its Deployment
     k8s_objects: dict[str, str] = field(default_factory=dict)
+    # `[pattern] tag_suffix_from`: the metadata.json whose "version" ends every image tag
+    tag_suffix_from: str | None = None
 
     @property
     def relative(self) -> str:
@@ -134,11 +152,31 @@ class Pattern:
         """Dockerfile name → image tag: `Dockerfile.<component>`, or `Dockerfile` whose
         component is `[pattern] component` (default "api"). Never `:latest` (CONVENTIONS 2)."""
         images: dict[str, str] = {}
-        for dockerfile in sorted(self.directory.glob("Dockerfile*")):
+        dockerfiles = sorted(self.directory.glob("Dockerfile*"))
+        tag = self.tag() if dockerfiles else self.version
+        for dockerfile in dockerfiles:
             _, _, component = dockerfile.name.partition(".")
             component = component or self.image_component
-            images[dockerfile.name] = f"ml-system-in-actions/{self.name}-{component}:{self.version}"
+            images[dockerfile.name] = f"ml-system-in-actions/{self.name}-{component}:{tag}"
         return images
+
+    def tag(self) -> str:
+        """`version`, or `version-<model version>` when the images carry a model: read from
+        `tag_suffix_from` (written by `make models`); ImageTagError when it is not there."""
+        if self.tag_suffix_from is None:
+            return self.version
+        path = self.directory / self.tag_suffix_from
+        try:
+            model_version = json.loads(path.read_text())["version"]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ImageTagError(
+                f"{path} holds no model version for the image tag ({type(error).__name__}:"
+                f" {error}): run `make models` in {self.directory}"
+            ) from error
+        tag = f"{self.version}-{model_version}"
+        if not isinstance(model_version, str) or not TAG.match(tag):
+            raise ImageTagError(f"{path}: version {model_version!r} cannot end an image tag")
+        return tag
 
     @classmethod
     def load(cls, directory: Path | str) -> Pattern:
@@ -186,6 +224,7 @@ class Pattern:
                 method=item.get("method", "GET").upper(),
                 path=item.get("path", ""),
                 job=item.get("job"),
+                expect=item.get("expect"),
                 body=item.get("body"),
                 process=item.get("process"),
                 title=item.get("title", ""),
@@ -208,6 +247,7 @@ class Pattern:
             demo=demo,
             image_component=meta.get("component", "api"),
             k8s_objects=k8s_objects,
+            tag_suffix_from=meta.get("tag_suffix_from"),
         )
 
 
