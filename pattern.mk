@@ -32,8 +32,9 @@ test: $(VENV_STAMP)
 bench: $(VENV_STAMP)
 	cd $(ROOT) && $(PYTHON) -m tests.support.bench $(PATTERN_REL)
 
+# `make build DRY_RUN=1` prints the docker commands (with their tags) and runs none.
 build:  ## every image of this pattern, tagged as pattern.toml says (needs a Docker engine)
-	$(LAUNCHER) build $(PATTERN_REL)
+	$(LAUNCHER) build $(PATTERN_REL) $(if $(DRY_RUN),--dry-run)
 
 run:
 	docker compose up --detach --wait

@@ -61,8 +61,7 @@ def discover(selected: list[str]) -> list[Suite]:
     for chapter in sorted(TESTS.glob("chapter*")):
         for tests in sorted(path for path in chapter.iterdir() if path.is_dir()):
             if any(tests.rglob("test_*.py")):
-                pattern_dir = REPO_ROOT / tests.relative_to(TESTS)
-                suites.append(Suite(tests, pattern_dir if pattern_dir.is_dir() else None))
+                suites.append(Suite(tests, REPO_ROOT / tests.relative_to(TESTS)))
     if not selected:
         return suites
     wanted = [(Path.cwd() / item).resolve() for item in selected]
@@ -111,6 +110,9 @@ def run_suite(suite: Suite, env: dict[str, str], extra: list[str]) -> Outcome:
     RESULTS.mkdir(exist_ok=True)
     junit = RESULTS / (suite.label.replace("/", "__") + ".xml")
     junit.unlink(missing_ok=True)
+    if suite.pattern_dir is not None and not suite.pattern_dir.is_dir():
+        print(f"\n=== {suite.label}: tests of a pattern directory that does not exist", flush=True)
+        return Outcome(failed=1, exit_code=1)
     cwd = suite.pattern_dir or REPO_ROOT
     path_entries = [str(cwd), str(REPO_ROOT)] if suite.pattern_dir else [str(REPO_ROOT)]
     suite_env = {**env, "PYTHONPATH": os.pathsep.join(path_entries)}
