@@ -619,8 +619,18 @@ class Rendered:
 _RENDERED: dict[str, Rendered] = {}
 
 
+def deploys_nothing(directory: Path) -> bool:
+    """A generator-only pattern (template_pattern): no Procfile process, no Procfile.jobs line
+    and no Dockerfile, so no image, compose file or manifests to check; the patterns it writes
+    carry their own. One Dockerfile or command and every artifact is required again."""
+    pattern = load_pattern(directory)
+    return not (pattern.processes or pattern.job_commands or any(directory.glob("Dockerfile*")))
+
+
 def render(directory: Path) -> Rendered:
     """What `kubectl kustomize manifests` renders."""
+    if not (directory / "manifests").exists() and deploys_nothing(directory):
+        return Rendered((), ())
     return content_cache(_RENDERED, fingerprint(directory, "manifests"), lambda: _render(directory))
 
 
@@ -756,7 +766,7 @@ def keys_of(value: Any) -> set[str]:
 
 def check_compose_schema(directory: Path, name: str = COMPOSE_FILE) -> Problems:
     if not (directory / name).is_file():
-        return [f"{name}: missing"]
+        return [] if deploys_nothing(directory) else [f"{name}: missing"]
     command = [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.compose-spec", name]
     code, output = run(command, directory)
     return [] if code == 0 else [f"{name}: not valid against the compose specification: {output}"]
@@ -1013,6 +1023,8 @@ def check_compose_processes(directory: Path) -> Problems:
     (SPEC 0.8); loopback settings set; ports and health checks on the process port and routes."""
     path = directory / COMPOSE_FILE
     pattern, found = load_pattern(directory), facts(directory)
+    if not path.is_file() and not found.error and deploys_nothing(directory):
+        return []
     if not path.is_file() or found.error:
         return [found.error or f"{COMPOSE_FILE}: missing"]
     compose, catalogue = load_compose(path), image_catalogue(directory)
@@ -1099,7 +1111,7 @@ def check_compose_references(directory: Path) -> Problems:
     """Volumes, networks, secrets, configs and depends_on name something declared."""
     path = directory / COMPOSE_FILE
     if not path.is_file():
-        return [f"{COMPOSE_FILE}: missing"]
+        return [] if deploys_nothing(directory) else [f"{COMPOSE_FILE}: missing"]
     compose = load_compose(path)
     problems: Problems = []
     for service_name, service in compose.services.items():

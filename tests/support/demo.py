@@ -156,7 +156,9 @@ def pattern_tour(pattern: Pattern, rows: list[Row]) -> None:
     if pattern.summary:
         console.print(pattern.summary)
     try:
-        with launch(pattern) as running:
+        fresh = tempfile.mkdtemp(prefix=f"demo-{pattern.name}-")
+        env = {key: value.replace("{tmp}", fresh) for key, value in pattern.demo_env.items()}
+        with launch(pattern, env=env) as running:
             urls = {name: process.url for name, process in running.processes.items()}
             failures = send_demo_requests(pattern, urls, running.env)
             first_get = next((r for r in pattern.demo if r.method == "GET" and r.path), None)

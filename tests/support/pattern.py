@@ -30,6 +30,9 @@ pattern.toml, every key optional except `name`:
     process = "model_db"         # which process to call (default: entry)
     expect = 503                 # the status this step must show (default: anything below 500)
 
+    [demo_env]                   # environment of `make demo`'s launch; `{tmp}` becomes a fresh
+    MODEL_DIR = "{tmp}/model"    # temporary directory, so every tour starts from empty state
+
     [[demo]]                     # a step may run a Procfile.jobs line instead of a request
     title = "predict every pending row once"
     job = "job_once"
@@ -137,6 +140,7 @@ class Pattern:
     processes: dict[str, Command] = field(repr=False)
     job_commands: dict[str, Command] = field(repr=False)
     demo: tuple[DemoRequest, ...] = ()
+    demo_env: dict[str, str] = field(default_factory=dict)
 
     image_component: str = "api"
     # process → "Kind/name" of the k8s object that replaces its Deployment
@@ -245,6 +249,7 @@ class Pattern:
             processes=processes,
             job_commands=job_commands,
             demo=demo,
+            demo_env={key: str(value) for key, value in declared.get("demo_env", {}).items()},
             image_component=meta.get("component", "api"),
             k8s_objects=k8s_objects,
             tag_suffix_from=meta.get("tag_suffix_from"),

@@ -28,11 +28,11 @@ def main() -> int:
                               for path in (REPO_ROOT / "tests").glob("test_*.py"))  # fmt: skip
     ok = mypy(["tests/support", "tests/conftest.py", *repository_tests], REPO_ROOT, [])
     for directory in pattern_directories():
-        if not (directory / "src").is_dir():
+        # the served code (or a generator's builder), and the pattern's own tooling
+        targets = [extra for extra in ("src", "builder", "locustfile.py", "scripts")
+                   if (directory / extra).exists()]  # fmt: skip
+        if not {"src", "builder"} & set(targets):
             continue
-        # the served code, and the pattern's own tooling where it has some
-        targets = ["src"] + [extra for extra in ("locustfile.py", "scripts")
-                             if (directory / extra).exists()]  # fmt: skip
         tests = REPO_ROOT / "tests" / directory.relative_to(REPO_ROOT)
         if tests.is_dir():
             targets.append(str(tests))
