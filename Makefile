@@ -40,8 +40,8 @@ bench: setup  ## every pattern's benchmark (bounded, loopback only); tables go i
 build_all:  ## docker images of every pattern (needs a Docker engine)
 	@for pattern in $(PATTERNS); do $(MAKE) --no-print-directory -C $$pattern build || exit 1; done
 
-requirements: $(VENV_STAMP)  ## re-export every requirements/*.txt from Pipfile.lock (after a lock)
-	@for file in chapter*/*/requirements/*.txt; do \
+requirements: $(VENV_STAMP)  ## re-export every requirements/*.txt (template skeleton too) from the lock
+	@for file in $$(find chapter* -path '*/requirements/*.txt' -not -path '*/.venv/*' | sort); do \
 		export_command=$$(sed -n 's/^# \(pipenv requirements .*\)/\1/p' $$file | head -1); \
 		{ grep '^#' $$file; eval "python3 -m $$export_command"; } > $$file.new && mv $$file.new $$file; \
 		echo "$$file: $$export_command"; \

@@ -20,8 +20,12 @@ help:
 dev: $(VENV_STAMP)  ## system services + jobs, then every Procfile process (honcho); Ctrl-C stops all
 	$(LAUNCHER) dev $(PATTERN_REL)
 
+# A pattern with its own `request` recipe (template_pattern: no process to send requests to)
+# sets OWN_REQUEST := 1 before the include.
+ifndef OWN_REQUEST
 request: $(VENV_STAMP)  ## the sample requests of pattern.toml against a running `make dev`
 	$(LAUNCHER) request $(PATTERN_REL)
+endif
 
 $(JOBS): $(VENV_STAMP)
 	$(LAUNCHER) job $(PATTERN_REL) $@
