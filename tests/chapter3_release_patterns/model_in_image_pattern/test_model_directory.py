@@ -11,10 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.chapter3_release_patterns.model_in_image_pattern.conftest import (
-    Oracle,
-    running_service,
-)
+from tests.chapter3_release_patterns.model_in_image_pattern.conftest import running_service
+from tests.support.tabular import Oracle
 
 
 def refusal(model_dir: Path) -> dict[str, Any]:

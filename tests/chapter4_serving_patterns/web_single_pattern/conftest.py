@@ -1,106 +1,27 @@
-"""The web single service through its real gunicorn processes, and the oracle it is checked
-against: onnxruntime run in the test on the same model directory (SPEC 0.10).
-
-One service per test module (2 workers; MAX_ROWS 150 so that the 413 bodies stay small); the
-model-directory drills start their own.
-"""
+"""The tabular service under test: the web single service, 2 gunicorn workers (the fixtures
+are in tests/support/tabular.py)."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from contextlib import contextmanager
 
-import httpx
-import numpy as np
-import onnxruntime
 import pytest
-from numpy.typing import NDArray
-from sklearn.datasets import load_iris
 
-from tests.support.launcher import RunningPattern, launch
-from tests.support.pattern import REPO_ROOT
+from tests.support import tabular
+from tests.support.tabular import Service, TabularPattern, iris_rows, oracle, service
 
-PATTERN = "chapter4_serving_patterns/web_single_pattern"
-MODEL_DIR = REPO_ROOT / PATTERN / "models" / "iris_svc"
-MAX_ROWS = 150
-SERVICE_ENV = {"WORKERS": "2", "MAX_ROWS": str(MAX_ROWS)}
+__all__ = ["iris_rows", "oracle", "service"]  # the shared fixtures, for pytest
 
-
-@dataclass(frozen=True)
-class Oracle:
-    """What the model directory says, read independently of the service's code."""
-
-    directory: Path
-    metadata: dict[str, Any]
-    labels: dict[str, str]
-    session: onnxruntime.InferenceSession
-
-    def run(self, rows: Any) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
-        """(label, probabilities) of the graph for `rows`."""
-        label, probabilities = self.session.run(
-            ["label", "probabilities"], {"input": np.asarray(rows, dtype=np.float32)}
-        )
-        return label, probabilities
-
-    def label_names(self, rows: Any) -> list[str]:
-        """The book's label: argmax of the probabilities, named through label.json."""
-        return [self.labels[str(index)] for index in self.run(rows)[1].argmax(axis=1)]
-
-
-def read_oracle(directory: Path) -> Oracle:
-    if not (directory / "model.onnx").is_file():
-        pytest.fail(f"{directory} is missing: run `make models` (in {PATTERN} or at the top)")
-    session = onnxruntime.InferenceSession(
-        str(directory / "model.onnx"), providers=["CPUExecutionProvider"]
-    )
-    return Oracle(
-        directory=directory,
-        metadata=json.loads((directory / "metadata.json").read_text()),
-        labels=json.loads((directory / "label.json").read_text()),
-        session=session,
-    )
-
-
-@dataclass
-class Service:
-    running: RunningPattern
-    client: httpx.Client
-
-    @property
-    def url(self) -> str:
-        return self.running.url()
-
-    def post(self, path: str, body: Any, **kwargs: Any) -> httpx.Response:
-        return self.client.post(path, json=body, **kwargs)
+PATTERN = TabularPattern("chapter4_serving_patterns/web_single_pattern", {"WORKERS": "2"})
 
 
 @pytest.fixture(scope="session")
-def oracle() -> Oracle:
-    return read_oracle(MODEL_DIR)
+def tabular_pattern() -> TabularPattern:
+    return PATTERN
 
 
-@pytest.fixture(scope="session")
-def iris_rows() -> list[list[float]]:
-    """The 150 iris rows, as a client would send them."""
-    rows: list[list[float]] = load_iris().data.tolist()
-    return rows
-
-
-@contextlib.contextmanager
+@contextmanager
 def running_service(env: Mapping[str, str] | None = None) -> Iterator[Service]:
-    with (
-        launch(PATTERN, env={**SERVICE_ENV, **(env or {})}) as running,
-        httpx.Client(base_url=running.url(), timeout=30.0) as client,
-    ):
-        yield Service(running, client)
-
-
-@pytest.fixture(scope="module")
-def service(oracle: Oracle) -> Iterator[Service]:
-    """The pattern as `make dev` runs it, on a free port (oracle first: fails on no model)."""
-    with running_service() as running:
+    with tabular.running_service(PATTERN, env) as running:
         yield running

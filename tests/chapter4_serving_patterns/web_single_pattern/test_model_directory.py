@@ -16,10 +16,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from tests.chapter4_serving_patterns.web_single_pattern.conftest import (
-    Oracle,
-    running_service,
-)
+from tests.chapter4_serving_patterns.web_single_pattern.conftest import running_service
+from tests.support.tabular import Oracle
 
 ZIPMAP_NAME = "iris_svc_zipmap"
 ZIPMAP_OUTPUT = "output_probability"

@@ -12,12 +12,8 @@ import numpy as np
 from prometheus_client.parser import text_string_to_metric_families
 
 from src.app.serving import INLINE_BODY_BYTES
-from tests.chapter4_serving_patterns.web_single_pattern.conftest import (
-    MAX_ROWS,
-    Oracle,
-    Service,
-)
 from tests.support.ports import wait_until
+from tests.support.tabular import MAX_ROWS, Oracle, Service
 
 REQUESTS = 40
 
