@@ -174,6 +174,25 @@ def pattern_tour(pattern: Pattern, rows: list[Row]) -> None:
         rows.append(Row(pattern.relative, "failed", note=str(failure).splitlines()[0][:120]))
 
 
+def script_tour(pattern: Pattern, script: str, rows: list[Row]) -> None:
+    """A pattern without processes (a generator) shows itself with a script of its own."""
+    import subprocess
+
+    from tests.support.launcher import base_environment
+
+    console.rule(f"[bold]{pattern.relative}")
+    if pattern.summary:
+        console.print(pattern.summary)
+    console.print(f"$ python {script}")
+    result = subprocess.run(
+        [sys.executable, script], cwd=pattern.directory, env=base_environment(pattern),
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    console.print(result.stdout + result.stderr, markup=False, highlight=False)
+    rows.append(Row(pattern.relative, "works" if result.returncode == 0 else "failed",
+                    note=f"{script} exited {result.returncode}"))  # fmt: skip
+
+
 def summary(rows: list[Row]) -> None:
     table = Table(title="make demo: summary")
     for column in ("pattern", "status", "p50 latency", "note"):
@@ -196,6 +215,8 @@ def main() -> int:
         pattern = Pattern.load(directory)
         if pattern.processes and pattern.relative != MODEL_DB:
             pattern_tour(pattern, rows)
+        elif pattern.demo_script is not None:
+            script_tour(pattern, pattern.demo_script, rows)
     summary(rows)
     return 0 if all(row.status != "failed" for row in rows) else 1
 

@@ -11,6 +11,9 @@ pattern.toml, every key optional except `name`:
     jobs = ["migrate"]           # Procfile.jobs lines run in this order before the processes
     ready_timeout_s = 60
     component = "api"            # image component of a plain `Dockerfile`
+    demo_script = "scripts/request.py"
+                                 # optional, for a pattern with no process (a generator): the
+                                 # script `make demo` runs in the pattern directory as its tour
     tag_suffix_from = "models/iris_svc/metadata.json"
                                  # optional: a model baked into the images; their tag becomes
                                  # `<version>-<that file's "version">` (missing file: an error)
@@ -141,6 +144,7 @@ class Pattern:
     job_commands: dict[str, Command] = field(repr=False)
     demo: tuple[DemoRequest, ...] = ()
     demo_env: dict[str, str] = field(default_factory=dict)
+    demo_script: str | None = None
 
     image_component: str = "api"
     # process → "Kind/name" of the k8s object that replaces its Deployment
@@ -250,6 +254,7 @@ class Pattern:
             job_commands=job_commands,
             demo=demo,
             demo_env={key: str(value) for key, value in declared.get("demo_env", {}).items()},
+            demo_script=meta.get("demo_script"),
             image_component=meta.get("component", "api"),
             k8s_objects=k8s_objects,
             tag_suffix_from=meta.get("tag_suffix_from"),
