@@ -204,17 +204,22 @@ def run_job(pattern: Pattern, name: str, env: Mapping[str, str] | None = None) -
 
 
 @contextlib.contextmanager
-def system_services(pattern: Pattern, env: dict[str, str]) -> Iterator[None]:
-    """Start the Redis / PostgreSQL a pattern needs unless the caller gave their URLs."""
+def system_services(
+    pattern: Pattern, env: dict[str, str], *, default_ports: bool = False
+) -> Iterator[None]:
+    """Start the Redis / PostgreSQL a pattern needs unless the caller gave their URLs; on free
+    ports, or with `default_ports` (make dev) on 6379 / 5432 so the README's URLs work."""
     with contextlib.ExitStack() as stack:
         if "redis" in pattern.services and "REDIS_URL" not in env:
-            redis_server = RedisServer().start()
+            redis_server = RedisServer(port=6379 if default_ports else None).start()
             stack.callback(redis_server.close)
             env["REDIS_URL"] = redis_server.url
+            print(f"--- started redis-server on {redis_server.url}", flush=True)
         if "postgres" in pattern.services and "DATABASE_URL" not in env:
-            postgres_server = PostgresServer().start()
+            postgres_server = PostgresServer(port=5432 if default_ports else None).start()
             stack.callback(postgres_server.close)
             env["DATABASE_URL"] = postgres_server.create_database(pattern.name)
+            print(f"--- started PostgreSQL: {env['DATABASE_URL']}", flush=True)
         yield
 
 
@@ -280,7 +285,7 @@ def _dev(pattern: Pattern) -> int:
     merged = {k: v for k, v in os.environ.items() if k in ("REDIS_URL", "DATABASE_URL")}
     if "redis" in pattern.services and "REDIS_URL" not in merged and port_accepts(6379):
         merged["REDIS_URL"] = f"redis://{LOOPBACK}:6379/0"  # a redis-server already running
-    with _dev_services(pattern, merged):
+    with system_services(pattern, merged, default_ports=True):
         for job in pattern.jobs:
             print(f"--- job {job}", flush=True)
             print(run_job(pattern, job, merged), end="", flush=True)
@@ -291,23 +296,6 @@ def _dev(pattern: Pattern) -> int:
             ).returncode
         except KeyboardInterrupt:
             return 0
-
-
-@contextlib.contextmanager
-def _dev_services(pattern: Pattern, env: dict[str, str]) -> Iterator[None]:
-    """Like `system_services`, but on the default ports so the README's URLs work."""
-    with contextlib.ExitStack() as stack:
-        if "redis" in pattern.services and "REDIS_URL" not in env:
-            redis_server = RedisServer(port=6379).start()
-            stack.callback(redis_server.close)
-            env["REDIS_URL"] = redis_server.url
-            print(f"--- started redis-server on {redis_server.url}", flush=True)
-        if "postgres" in pattern.services and "DATABASE_URL" not in env:
-            postgres_server = PostgresServer(port=5432).start()
-            stack.callback(postgres_server.close)
-            env["DATABASE_URL"] = postgres_server.create_database(pattern.name)
-            print(f"--- started PostgreSQL: {env['DATABASE_URL']}", flush=True)
-        yield
 
 
 def default_url(pattern: Pattern, process: str) -> str:
