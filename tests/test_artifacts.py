@@ -32,6 +32,7 @@ from tests.support.artifacts import (
     check_copy_sources,
     check_dockerfile,
     check_dockerfile_commands,
+    check_image_input,
     check_image_tags,
     check_manifest_processes,
     check_manifest_references,
@@ -167,6 +168,11 @@ def test_requirement_file_matches_the_lock(directory: Path, name: str) -> None:
 )
 def test_common_modules_are_canonical_copies(directory: Path) -> None:
     expect_no_problems(check_common(directory, canonical_common()))
+
+
+@per_pattern
+def test_image_preprocessing_modules_are_canonical_copies(directory: Path) -> None:
+    expect_no_problems(check_image_input(directory))
 
 
 # --- negative tests: a copy of model_db, broken on purpose -----------------------------------
@@ -327,6 +333,20 @@ def test_a_drifted_common_module_is_reported(copy: Path) -> None:
     assert modules, "model_db has no src/common modules"
     modules[0].write_text(modules[0].read_text() + "# drift\n")
     assert_reported(partial(check_common, canonical=canonical_common()), copy, "differs from")
+
+
+def test_a_drifted_image_preprocessing_module_is_reported(tmp_path: Path) -> None:
+    canonical = tmp_path / "canonical" / "image_input.py"
+    canonical.parent.mkdir()
+    canonical.write_text("# the one path\n")
+    pattern = tmp_path / "pattern"
+    (pattern / "src" / "ml").mkdir(parents=True)
+    copy = pattern / "src" / "ml" / "image_input.py"
+    copy.write_bytes(canonical.read_bytes())
+    assert check_image_input(pattern, canonical) == []
+    copy.write_text("# the one path\n# drift\n")
+    drifted = check_image_input(pattern, canonical)
+    assert drifted == ["src/ml/image_input.py: differs from canonical"]
 
 
 def test_requirements_drifting_from_the_lock_are_reported(copy: Path) -> None:

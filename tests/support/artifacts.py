@@ -89,6 +89,8 @@ CANONICAL_COMMON = (
     REPO_ROOT / "chapter4_serving_patterns/template_pattern/skeleton/src/common",
     REPO_ROOT / "chapter2_training/model_db/src/common",
 )
+# The one image preprocessing path (SPEC 0.4): every file of this name is a copy of it.
+CANONICAL_IMAGE_INPUT = REPO_ROOT / "chapter2_training/cifar10/src/image_input.py"
 COMPOSE_FILE = "docker-compose.yml"
 POD_TEMPLATE_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"})
 LONG_RUNNING_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"})
@@ -968,6 +970,23 @@ def check_common(directory: Path, canonical: Path) -> Problems:
             if (common / name).read_bytes() != (canonical / name).read_bytes()
         ]
     )
+
+
+def check_image_input(directory: Path, canonical: Path = CANONICAL_IMAGE_INPUT) -> Problems:
+    """Every image_input.py under the pattern is a byte-identical copy of the canonical module,
+    so that training, evaluation and every image service preprocess the same way."""
+    if not canonical.is_file():
+        return []
+    origin = (
+        canonical.relative_to(REPO_ROOT).as_posix()
+        if canonical.is_relative_to(REPO_ROOT)
+        else canonical.parent.name
+    )
+    return [
+        f"{path.relative_to(directory).as_posix()}: differs from {origin}"
+        for path in sorted(directory.rglob(canonical.name))
+        if path.resolve() != canonical.resolve() and path.read_bytes() != canonical.read_bytes()
+    ]
 
 
 def check_pattern_toml(directory: Path) -> Problems:
