@@ -49,4 +49,4 @@ requirements: $(VENV_STAMP)  ## re-export every requirements/*.txt (template ske
 
 clean:  ## remove the environment and everything trained or written at run time
 	rm -rf $(VENV) .test-results
-	find chapter* -maxdepth 2 -type d \( -name models -o -name var \) -prune -exec rm -rf {} +
+	find chapter* -maxdepth 2 -type d \( -name models -o -name var -o -name data -o -name runs \) -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""Data, network, export and evaluation: no HTTP, no registry."""
