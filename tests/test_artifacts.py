@@ -21,6 +21,7 @@ import yaml
 
 from tests.support.artifacts import (
     COMPOSE_FILE,
+    PRED_FILES,
     Problems,
     ToolMissing,
     Yaml,
@@ -40,6 +41,7 @@ from tests.support.artifacts import (
     check_manifest_services,
     check_pattern_toml,
     check_pod_hardening,
+    check_pred_server,
     check_requirements,
     read_yaml_documents,
 )
@@ -173,6 +175,11 @@ def test_common_modules_are_canonical_copies(directory: Path) -> None:
 @per_pattern
 def test_image_preprocessing_modules_are_canonical_copies(directory: Path) -> None:
     expect_no_problems(check_image_input(directory))
+
+
+@per_pattern
+def test_pred_servers_are_canonical_copies(directory: Path) -> None:
+    expect_no_problems(check_pred_server(directory))
 
 
 # --- negative tests: a copy of model_db, broken on purpose -----------------------------------
@@ -347,6 +354,21 @@ def test_a_drifted_image_preprocessing_module_is_reported(tmp_path: Path) -> Non
     copy.write_text("# the one path\n# drift\n")
     drifted = check_image_input(pattern, canonical)
     assert drifted == ["src/ml/image_input.py: differs from canonical"]
+
+
+def test_a_drifted_or_missing_pred_file_is_reported(tmp_path: Path) -> None:
+    canonical, pattern = tmp_path / "canonical", tmp_path / "pattern"
+    for name in PRED_FILES:
+        for root in (canonical, pattern):
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_text(f"# {name}\n")
+    assert check_pred_server(pattern, canonical) == []
+    (pattern / "src/web.py").write_text("# drift\n")
+    (pattern / "src/ml/model.py").unlink()
+    assert check_pred_server(pattern, canonical) == [
+        "src/ml/model.py: missing (canonical copy in canonical)",
+        "src/web.py: differs from canonical/src/web.py",
+    ]
 
 
 def test_requirements_drifting_from_the_lock_are_reported(copy: Path) -> None:

@@ -91,6 +91,20 @@ CANONICAL_COMMON = (
 )
 # The one image preprocessing path (SPEC 0.4): every file of this name is a copy of it.
 CANONICAL_IMAGE_INPUT = REPO_ROOT / "chapter2_training/cifar10/src/image_input.py"
+# The plain V2 model server `pred` (SPEC 0.5): every pattern that has src/pred/v2.py runs a
+# byte-identical copy of prep_pred_pattern's, so that one fix reaches all of them.
+CANONICAL_PRED = REPO_ROOT / "chapter4_serving_patterns/prep_pred_pattern"
+PRED_FILES = (
+    "src/pred/__init__.py",
+    "src/pred/app.py",
+    "src/pred/v2.py",
+    "src/pred/tensors.py",
+    "src/pred/gunicorn.conf.py",
+    "src/ml/model.py",
+    "src/ml/model_dir.py",
+    "src/web.py",
+    "src/gunicorn_hooks.py",
+)
 COMPOSE_FILE = "docker-compose.yml"
 POD_TEMPLATE_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"})
 LONG_RUNNING_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"})
@@ -987,6 +1001,21 @@ def check_image_input(directory: Path, canonical: Path = CANONICAL_IMAGE_INPUT) 
         for path in sorted(directory.rglob(canonical.name))
         if path.resolve() != canonical.resolve() and path.read_bytes() != canonical.read_bytes()
     ]
+
+
+def check_pred_server(directory: Path, canonical: Path = CANONICAL_PRED) -> Problems:
+    """A pattern with src/pred/v2.py holds byte-identical copies of the canonical pred files."""
+    if not (directory / "src/pred/v2.py").is_file() or directory.resolve() == canonical.resolve():
+        return []
+    origin = canonical.name
+    problems = []
+    for name in PRED_FILES:
+        copy, original = directory / name, canonical / name
+        if not copy.is_file():
+            problems.append(f"{name}: missing (canonical copy in {origin})")
+        elif copy.read_bytes() != original.read_bytes():
+            problems.append(f"{name}: differs from {origin}/{name}")
+    return problems
 
 
 def check_pattern_toml(directory: Path) -> Problems:
