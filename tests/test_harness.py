@@ -14,7 +14,7 @@ import httpx
 import pytest
 import redis
 
-from tests.support.launcher import launch
+from tests.support.launcher import launch, send_demo_requests
 from tests.support.pattern import Pattern, parse_procfile
 from tests.support.ports import wait_until
 from tests.support.services import PostgresServer, RedisServer
@@ -149,6 +149,21 @@ def test_launch_runs_jobs_first_and_wires_every_process(tmp_path: Path) -> None:
         assert environment["WEB_PORT"] == str(running.processes["web"].port)
         assert environment["PYTHONPATH"] == str(tmp_path)
         assert "PORT" not in environment
+
+
+def test_demo_steps_print_the_response_headers_they_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = write_toy(tmp_path)
+    with (directory / "pattern.toml").open("a") as toml:
+        toml.write('\n[[demo]]\npath = "/"\nheaders = ["Content-Length", "X-Cache"]\n')
+    pattern = Pattern.load(directory)
+    with launch(pattern) as running:
+        size = len(httpx.get(running.url() + "/").content)
+        assert send_demo_requests(pattern, {"web": running.url()}) == 0
+    printed = capsys.readouterr().out
+    assert f"  Content-Length: {size}\n" in printed
+    assert "  X-Cache: (absent)\n" in printed
 
 
 def test_caller_environment_wins_over_procfile_pairs(tmp_path: Path) -> None:

@@ -330,6 +330,8 @@ def send_demo_requests(
             assert process is not None
             response = client.request(step.method, urls[process] + step.path, json=step.body)
             print(f"$ {step.method} {step.path}  -> {response.status_code}")
+            for header in step.headers:
+                print(f"  {header}: {response.headers.get(header, '(absent)')}")
             print(f"  {response.text[:400]}")
             failures += unexpected(step, response.status_code)
     return failures

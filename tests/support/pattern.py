@@ -32,6 +32,7 @@ pattern.toml, every key optional except `name`:
     body = {}                    # JSON body (optional)
     process = "model_db"         # which process to call (default: entry)
     expect = 503                 # the status this step must show (default: anything below 500)
+    headers = ["X-Cache"]        # response headers to print with the body (optional)
 
     [demo_env]                   # environment of `make demo`'s launch; `{tmp}` becomes a fresh
     MODEL_DIR = "{tmp}/model"    # temporary directory, so every tour starts from empty state
@@ -121,6 +122,7 @@ class DemoRequest:
     expect: int | None = None
     process: str | None = None
     title: str = ""
+    headers: tuple[str, ...] = ()
 
 
 def unexpected(step: DemoRequest, status: int) -> bool:
@@ -236,6 +238,7 @@ class Pattern:
                 body=item.get("body"),
                 process=item.get("process"),
                 title=item.get("title", ""),
+                headers=tuple(item.get("headers", ())),
             )
             for item in declared.get("demo", [])
         )
