@@ -105,6 +105,8 @@ PRED_FILES = (
     "src/web.py",
     "src/gunicorn_hooks.py",
 )
+# Held by a pattern's client side (prep, proxy, worker) of that server, where it has one.
+PRED_CALLER_FILES = ("src/ml/pipeline.py",)
 COMPOSE_FILE = "docker-compose.yml"
 POD_TEMPLATE_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"})
 LONG_RUNNING_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"})
@@ -1004,12 +1006,14 @@ def check_image_input(directory: Path, canonical: Path = CANONICAL_IMAGE_INPUT) 
 
 
 def check_pred_server(directory: Path, canonical: Path = CANONICAL_PRED) -> Problems:
-    """A pattern with src/pred/v2.py holds byte-identical copies of the canonical pred files."""
+    """A pattern with src/pred/v2.py holds byte-identical copies of the canonical pred files,
+    and of the caller's pipeline module when it has one."""
     if not (directory / "src/pred/v2.py").is_file() or directory.resolve() == canonical.resolve():
         return []
     origin = canonical.name
     problems = []
-    for name in PRED_FILES:
+    present = [name for name in PRED_CALLER_FILES if (directory / name).is_file()]
+    for name in (*PRED_FILES, *present):
         copy, original = directory / name, canonical / name
         if not copy.is_file():
             problems.append(f"{name}: missing (canonical copy in {origin})")

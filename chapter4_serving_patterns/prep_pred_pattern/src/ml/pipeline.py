@@ -1,11 +1,13 @@
-"""prep's two halves of a prediction, as plain functions (SPEC 3.5 behaviour 3: nothing pickled).
+"""The two halves of a prediction around `pred`, as plain functions (nothing pickled, SPEC 3.5
+behaviour 3), for the process that faces the client (prep, a proxy) or works for it (a worker).
 
     preprocess:  base64 text → image file bytes → float32 [1, 3, H, W]   (image_input.py)
     postprocess: probabilities float32 [N, C] → (probabilities, top-1 label) per image
 
 Everything comes from the model's metadata.json and label.json (`ImageClassifier.from_card`):
 the preprocessing object, the input and output tensor names and the label names. No FastAPI
-here, and no model.onnx: `pred` runs the graph.
+here, and no model.onnx: `pred` runs the graph. Every image pattern whose model runs in `pred`
+holds a byte-identical copy of prep_pred_pattern's module (tests/test_artifacts.py).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ Probabilities = NDArray[np.float32]
 
 @dataclass(frozen=True)
 class ImageClassifier:
-    """An image classifier as metadata.json describes it: what prep needs, without the graph."""
+    """An image classifier as metadata.json describes it: what its caller needs, not the graph."""
 
     card: ModelCard
     preprocessing: Preprocessing
