@@ -22,6 +22,7 @@ import yaml
 from tests.support.artifacts import (
     COMPOSE_FILE,
     PRED_FILES,
+    QUEUE_FILES,
     Problems,
     ToolMissing,
     Yaml,
@@ -42,6 +43,7 @@ from tests.support.artifacts import (
     check_pattern_toml,
     check_pod_hardening,
     check_pred_server,
+    check_queue,
     check_requirements,
     read_yaml_documents,
 )
@@ -180,6 +182,11 @@ def test_image_preprocessing_modules_are_canonical_copies(directory: Path) -> No
 @per_pattern
 def test_pred_servers_are_canonical_copies(directory: Path) -> None:
     expect_no_problems(check_pred_server(directory))
+
+
+@per_pattern
+def test_job_queues_are_canonical_copies(directory: Path) -> None:
+    expect_no_problems(check_queue(directory))
 
 
 # --- negative tests: a copy of model_db, broken on purpose -----------------------------------
@@ -368,6 +375,19 @@ def test_a_drifted_or_missing_pred_file_is_reported(tmp_path: Path) -> None:
     assert check_pred_server(pattern, canonical) == [
         "src/ml/model.py: missing (canonical copy in canonical)",
         "src/web.py: differs from canonical/src/web.py",
+    ]
+
+
+def test_a_drifted_queue_file_is_reported(tmp_path: Path) -> None:
+    canonical, pattern = tmp_path / "canonical", tmp_path / "pattern"
+    for name in QUEUE_FILES:
+        for root in (canonical, pattern):
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_text(f"# {name}\n")
+    assert check_queue(pattern, canonical) == []
+    (pattern / "src/jobs/store.py").write_text("# drift\n")
+    assert check_queue(pattern, canonical) == [
+        "src/jobs/store.py: differs from canonical/src/jobs/store.py"
     ]
 
 

@@ -49,7 +49,7 @@ import shlex
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -104,6 +104,19 @@ PRED_FILES = (
     "src/ml/model_dir.py",
     "src/web.py",
     "src/gunicorn_hooks.py",
+)
+# The reliable job queue (SPEC 0.9): every pattern with src/jobs/store.py runs a byte-identical
+# copy of asynchronous_pattern's queue, workers and pred client.
+CANONICAL_QUEUE = REPO_ROOT / "chapter4_serving_patterns/asynchronous_pattern"
+QUEUE_FILES = (
+    "src/jobs/__init__.py",
+    "src/jobs/connection.py",
+    "src/jobs/store.py",
+    "src/worker/__init__.py",
+    "src/worker/__main__.py",
+    "src/worker/consumer.py",
+    "src/worker/status_server.py",
+    "src/pred_client.py",
 )
 # Held by a pattern's client side (prep, proxy, worker) of that server, where it has one.
 PRED_CALLER_FILES = ("src/ml/pipeline.py",)
@@ -1008,17 +1021,29 @@ def check_image_input(directory: Path, canonical: Path = CANONICAL_IMAGE_INPUT) 
 def check_pred_server(directory: Path, canonical: Path = CANONICAL_PRED) -> Problems:
     """A pattern with src/pred/v2.py holds byte-identical copies of the canonical pred files,
     and of the caller's pipeline module when it has one."""
-    if not (directory / "src/pred/v2.py").is_file() or directory.resolve() == canonical.resolve():
+    if not (directory / "src/pred/v2.py").is_file():
         return []
-    origin = canonical.name
-    problems = []
     present = [name for name in PRED_CALLER_FILES if (directory / name).is_file()]
-    for name in (*PRED_FILES, *present):
+    return identical_copies(directory, canonical, (*PRED_FILES, *present))
+
+
+def check_queue(directory: Path, canonical: Path = CANONICAL_QUEUE) -> Problems:
+    """A pattern with src/jobs/store.py holds byte-identical copies of the canonical queue."""
+    if not (directory / "src/jobs/store.py").is_file():
+        return []
+    return identical_copies(directory, canonical, QUEUE_FILES)
+
+
+def identical_copies(directory: Path, canonical: Path, names: Sequence[str]) -> Problems:
+    if directory.resolve() == canonical.resolve():
+        return []
+    problems = []
+    for name in names:
         copy, original = directory / name, canonical / name
         if not copy.is_file():
-            problems.append(f"{name}: missing (canonical copy in {origin})")
+            problems.append(f"{name}: missing (canonical copy in {canonical.name})")
         elif copy.read_bytes() != original.read_bytes():
-            problems.append(f"{name}: differs from {origin}/{name}")
+            problems.append(f"{name}: differs from {canonical.name}/{name}")
     return problems
 
 
