@@ -49,11 +49,24 @@ def test_ready_follows_postgresql(
         assert_same_processes(registry, pids)
 
 
+WORKERS = 2  # the settings default the harness keeps
+
+
+def every_worker_started(registry: Registry) -> bool:
+    log = registry.running.processes["model_db"].log_text()
+    return log.count('"message": "model_db started"') >= WORKERS
+
+
 def test_ready_follows_the_artifact_root(tmp_path: Path) -> None:
     (tmp_path / "db").mkdir()
     with start_registry(f"sqlite:///{tmp_path / 'db' / 'registry.sqlite3'}", tmp_path) as registry:
         pids = {name: process.pid for name, process in registry.running.processes.items()}
         assert ready_status(registry) == 200
+        # /ready answered from one worker; the other may still be in its lifespan, creating
+        # the root's incoming/ directory while the test removes the root.
+        wait_until(
+            lambda: every_worker_started(registry), timeout_s=DEADLINE_S, what="both workers"
+        )
 
         # The root replaced by a plain file: nothing can be written under it.
         shutil.rmtree(registry.artifact_root)
