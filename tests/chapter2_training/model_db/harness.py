@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support import envelope
 from tests.support.launcher import RunningPattern, launch
 from tests.support.services import PostgresServer
 
@@ -96,15 +97,8 @@ def start_registry(database_url: str, tmp: Path, **env: str) -> Iterator[Registr
 
 
 def expect_error(response: httpx.Response, status: int, code: str) -> Json:
-    """The SPEC 0.6 envelope with this status and code; its request id is the header's."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body: Json = response.json()
-    assert body["code"] == code, body
-    assert isinstance(body["error"], str) and body["error"]
-    assert body["request_id"] == response.headers["X-Request-ID"]
-    assert set(body) <= {"error", "code", "request_id", "details"}
-    return body
+    """The SPEC 0.6 envelope with this status and code, and no other key."""
+    return envelope.expect_error(response, status, code, envelope_only=True)
 
 
 def all_pages(client: httpx.Client, path: str, limit: int = 50) -> list[Json]:

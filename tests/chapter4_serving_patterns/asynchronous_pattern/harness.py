@@ -48,17 +48,6 @@ def unique_prefix() -> str:
     return f"test-{uuid.uuid4().hex[:10]}"
 
 
-def expect_error(response: httpx.Response, status: int, code: str) -> Json:
-    """The SPEC 0.6 envelope with this status and code; its request id is the header's."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body: Json = response.json()
-    assert body["code"] == code, body
-    assert isinstance(body["error"], str) and body["error"]
-    assert body["request_id"] == response.headers["X-Request-ID"]
-    return body
-
-
 def wait_for(condition: Callable[[], Any], *, timeout_s: float = 30.0, what: str) -> Any:
     """Poll until `condition()` is truthy and return it; fail after the deadline."""
     deadline = time.monotonic() + timeout_s

@@ -23,7 +23,6 @@ from tests.chapter4_serving_patterns.asynchronous_pattern.harness import (
     PATTERN,
     QueueKeys,
     accepted,
-    expect_error,
     job,
     metric,
     stopped,
@@ -34,6 +33,7 @@ from tests.chapter4_serving_patterns.asynchronous_pattern.harness import (
     wait_status,
     worker_metric,
 )
+from tests.support.envelope import expect_error
 from tests.support.image_checks import ImageOracle, LabelledImage
 from tests.support.launcher import RunningPattern, launch
 from tests.support.services import RedisServer

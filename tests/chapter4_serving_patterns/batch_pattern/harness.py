@@ -24,6 +24,7 @@ import onnxruntime
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
+from tests.support import envelope
 from tests.support.launcher import (
     RunningPattern,
     RunningProcess,
@@ -254,15 +255,8 @@ def start_api(database_url: str, **env: str) -> Iterator[Api]:
 
 
 def expect_error(response: httpx.Response, status: int, code: str) -> Json:
-    """The SPEC 0.6 envelope with this status and code; its request id is the header's."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body: Json = response.json()
-    assert body["code"] == code, body
-    assert isinstance(body["error"], str) and body["error"]
-    assert body["request_id"] == response.headers["X-Request-ID"]
-    assert set(body) <= {"error", "code", "request_id", "details"}
-    return body
+    """The SPEC 0.6 envelope with this status and code, and no other key."""
+    return envelope.expect_error(response, status, code, envelope_only=True)
 
 
 def walk(client: httpx.Client, path: str, limit: int) -> tuple[list[Json], int]:

@@ -86,17 +86,6 @@ def parse_entry(value: bytes) -> tuple[str, tuple[int, ...], bytes, int]:
     return dtype, tuple(shape), value[header:], header
 
 
-def expect_error(response: httpx.Response, status: int, code: str) -> Json:
-    """The SPEC 0.6 envelope with this status and code; its request id is the header's."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body: Json = response.json()
-    assert body["code"] == code, body
-    assert isinstance(body["error"], str) and body["error"]
-    assert body["request_id"] == response.headers["X-Request-ID"]
-    return body
-
-
 def predict_item(client: httpx.Client, item_id: str, path: str = "/predict") -> httpx.Response:
     response = client.post(path, json={"data": item_id})
     assert response.status_code == 200, response.text

@@ -24,7 +24,6 @@ from tests.chapter4_serving_patterns.data_cache_pattern.harness import (
     PATTERN,
     cache_result,
     copy_items,
-    expect_error,
     expected_key,
     item_predictor,
     metadata_of,
@@ -36,6 +35,7 @@ from tests.chapter4_serving_patterns.data_cache_pattern.harness import (
     redis_db_url,
     touch,
 )
+from tests.support.envelope import expect_error
 from tests.support.image_checks import ImageOracle, check_accuracy, encode, labelled_images
 from tests.support.launcher import RunningPattern, launch
 

@@ -19,13 +19,13 @@ from tests.chapter4_serving_patterns.horizontal_microservice_pattern.harness imp
     PATTERN,
     SPECIES,
     Json,
-    expect_error,
     iris_rows,
     metric_value,
     model_dir,
     onnx_probabilities,
     poll,
 )
+from tests.support.envelope import expect_error
 from tests.support.launcher import RunningPattern, launch
 
 TIMEOUT_MS = 300

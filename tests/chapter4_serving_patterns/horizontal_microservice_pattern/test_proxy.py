@@ -17,7 +17,6 @@ from tests.chapter4_serving_patterns.horizontal_microservice_pattern.harness imp
     PATTERN,
     SAMPLE,
     SPECIES,
-    expect_error,
     iris_rows,
     log_records,
     metadata,
@@ -25,6 +24,7 @@ from tests.chapter4_serving_patterns.horizontal_microservice_pattern.harness imp
     model_dir,
     onnx_probabilities,
 )
+from tests.support.envelope import expect_error
 from tests.support.launcher import RunningPattern, RunningProcess, launch
 from tests.support.ports import wait_until
 

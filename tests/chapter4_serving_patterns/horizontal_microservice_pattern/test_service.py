@@ -24,7 +24,6 @@ from tests.chapter4_serving_patterns.horizontal_microservice_pattern.harness imp
     PATTERN,
     PATTERN_DIR,
     SAMPLE,
-    expect_error,
     iris_rows,
     labels,
     metadata,
@@ -33,6 +32,7 @@ from tests.chapter4_serving_patterns.horizontal_microservice_pattern.harness imp
     onnx_outputs,
     onnx_probabilities,
 )
+from tests.support.envelope import expect_error
 from tests.support.launcher import base_environment, job_environment, launch
 from tests.support.pattern import Pattern
 from tests.support.ports import free_port

@@ -83,17 +83,6 @@ def cache_keys(client: redis.Redis, data: bytes) -> list[str]:
     return sorted(key.decode() for key in client.scan_iter(match=pattern))
 
 
-def expect_error(response: httpx.Response, status: int, code: str) -> Json:
-    """The SPEC 0.6 envelope with this status and code; its request id is the header's."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body: Json = response.json()
-    assert body["code"] == code, body
-    assert isinstance(body["error"], str) and body["error"]
-    assert body["request_id"] == response.headers["X-Request-ID"]
-    return body
-
-
 def poll(
     request: Callable[[], httpx.Response],
     accept: Callable[[httpx.Response], bool],

@@ -28,11 +28,11 @@ from tests.chapter4_serving_patterns.prediction_cache_pattern.harness import (
     cache_key,
     cache_keys,
     copy_items,
-    expect_error,
     inferences,
     sha256,
     with_nonce,
 )
+from tests.support.envelope import expect_error
 from tests.support.image_checks import (
     Answer,
     ImageOracle,

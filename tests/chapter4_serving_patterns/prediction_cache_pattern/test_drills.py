@@ -21,10 +21,10 @@ from tests.chapter4_serving_patterns.prediction_cache_pattern.harness import (
     PATTERN,
     SMALL_MODEL_DIR,
     cache_key,
-    expect_error,
     inferences,
     poll,
 )
+from tests.support.envelope import expect_error
 from tests.support.image_checks import ImageOracle
 from tests.support.launcher import launch
 from tests.support.services import RedisServer

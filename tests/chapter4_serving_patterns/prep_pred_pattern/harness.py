@@ -44,17 +44,6 @@ def metadata_of(model_dir: Path) -> Json:
     return loaded
 
 
-def expect_error(response: httpx.Response, status: int, code: str) -> Json:
-    """The SPEC 0.6 envelope with this status and code; its request id is the header's."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body: Json = response.json()
-    assert body["code"] == code, body
-    assert isinstance(body["error"], str) and body["error"]
-    assert body["request_id"] == response.headers["X-Request-ID"]
-    return body
-
-
 def poll(
     request: Callable[[], httpx.Response],
     accept: Callable[[httpx.Response], bool],

@@ -21,9 +21,9 @@ import pytest
 from tests.chapter4_serving_patterns.prep_pred_pattern.harness import (
     DATA_DIR,
     PATTERN,
-    expect_error,
     poll,
 )
+from tests.support.envelope import expect_error
 from tests.support.image_checks import ImageOracle, encode
 from tests.support.image_models import write_image_model_directory
 from tests.support.launcher import RunningPattern, launch

@@ -19,10 +19,10 @@ from numpy.typing import NDArray
 
 from tests.chapter4_serving_patterns.prep_pred_pattern.harness import (
     PATTERN,
-    expect_error,
     metadata_of,
     tabular_model_directory,
 )
+from tests.support.envelope import expect_error
 from tests.support.image_checks import ImageOracle, LabelledImage
 from tests.support.launcher import RunningPattern, launch
 

@@ -19,10 +19,10 @@ from tests.chapter4_serving_patterns.prep_pred_pattern.harness import (
     MAX_IMAGE_BYTES,
     PATTERN,
     Json,
-    expect_error,
     log_records,
     metadata_of,
 )
+from tests.support.envelope import expect_error
 from tests.support.image_checks import (
     ImageOracle,
     LabelledImage,

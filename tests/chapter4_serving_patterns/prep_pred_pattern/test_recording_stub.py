@@ -22,7 +22,6 @@ from numpy.typing import NDArray
 from tests.chapter4_serving_patterns.prep_pred_pattern.harness import (
     DATA_DIR,
     PATTERN,
-    expect_error,
     metadata_of,
 )
 from tests.chapter4_serving_patterns.prep_pred_pattern.stub import (
@@ -30,6 +29,7 @@ from tests.chapter4_serving_patterns.prep_pred_pattern.stub import (
     probabilities_answer,
     recording_pred,
 )
+from tests.support.envelope import expect_error
 from tests.support.image_checks import ImageOracle, LabelledImage, encode, labelled_images
 from tests.support.launcher import launch
 

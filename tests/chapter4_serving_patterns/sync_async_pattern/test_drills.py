@@ -20,7 +20,6 @@ from tests.chapter4_serving_patterns.sync_async_pattern.harness import (
     PATTERN,
     QueueKeys,
     answered,
-    expect_error,
     job,
     killed,
     post,
@@ -31,6 +30,7 @@ from tests.chapter4_serving_patterns.sync_async_pattern.harness import (
     wait_for,
     wait_status,
 )
+from tests.support.envelope import expect_error
 from tests.support.image_checks import ImageOracle, LabelledImage
 from tests.support.launcher import RunningPattern, launch
 from tests.support.services import RedisServer
