@@ -29,13 +29,13 @@ from tests.chapter4_serving_patterns.asynchronous_pattern.harness import (
     submit,
     unique_prefix,
     wait_all,
-    wait_for,
     wait_status,
     worker_metric,
 )
 from tests.support.envelope import expect_error
 from tests.support.image_checks import ImageOracle, LabelledImage
 from tests.support.launcher import RunningPattern, launch
+from tests.support.polling import wait_for
 from tests.support.services import RedisServer
 
 SUCCEEDED_TOTAL = 'worker_jobs_total{outcome="succeeded"}'

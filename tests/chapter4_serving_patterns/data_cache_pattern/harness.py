@@ -13,8 +13,7 @@ import json
 import os
 import shutil
 import struct
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -129,24 +128,6 @@ def touch(path: Path) -> None:
     """A new mtime (1 s later), the content unchanged."""
     info = path.stat()
     os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
-
-
-def poll(
-    request: Callable[[], httpx.Response],
-    accept: Callable[[httpx.Response], bool],
-    *,
-    timeout_s: float = 15.0,
-    what: str,
-) -> httpx.Response:
-    """Repeat a request until its answer is accepted (a restarted or resumed service)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        response = request()
-        if accept(response):
-            return response
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached within {timeout_s:.0f} s: {response.text}")
-        time.sleep(0.05)
 
 
 def as_float32(values: list[float]) -> NDArray[np.float32]:

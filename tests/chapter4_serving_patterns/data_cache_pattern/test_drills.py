@@ -16,11 +16,11 @@ from tests.chapter4_serving_patterns.data_cache_pattern.harness import (
     PATTERN,
     cache_result,
     copy_items,
-    poll,
     predict_item,
 )
 from tests.support.image_checks import ImageOracle
 from tests.support.launcher import launch
+from tests.support.polling import poll
 from tests.support.ports import free_port
 from tests.support.services import RedisServer
 

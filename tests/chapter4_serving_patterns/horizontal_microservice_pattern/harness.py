@@ -8,12 +8,9 @@ from scikit-learn's copy of the iris data; never from the pattern's own code.
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import onnxruntime
 import pytest
@@ -65,37 +62,6 @@ def onnx_outputs(species: str, rows: list[list[float]]) -> dict[str, NDArray[Any
 def onnx_probabilities(species: str, rows: list[list[float]]) -> NDArray[np.float32]:
     probabilities: NDArray[np.float32] = onnx_outputs(species, rows)["probabilities"]
     return probabilities
-
-
-def poll(
-    request: Callable[[], httpx.Response],
-    accept: Callable[[httpx.Response], bool],
-    *,
-    timeout_s: float = 15.0,
-    what: str,
-) -> httpx.Response:
-    """Repeat a request until its answer is accepted (a restarted process, a resumed one)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        response = request()
-        if accept(response):
-            return response
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached within {timeout_s:.0f} s: {response.text}")
-        time.sleep(0.05)
-
-
-def log_records(text: str) -> list[Json]:
-    """The JSON log lines of a process log (other lines, if any, are skipped)."""
-    records = []
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
 
 
 def metric_value(text: str, name: str, **labels: str) -> float:

@@ -23,10 +23,10 @@ from tests.chapter4_serving_patterns.horizontal_microservice_pattern.harness imp
     metric_value,
     model_dir,
     onnx_probabilities,
-    poll,
 )
 from tests.support.envelope import expect_error
 from tests.support.launcher import RunningPattern, launch
+from tests.support.polling import poll
 
 TIMEOUT_MS = 300
 MARGIN_S = 1.0

@@ -18,7 +18,6 @@ from tests.chapter4_serving_patterns.horizontal_microservice_pattern.harness imp
     SAMPLE,
     SPECIES,
     iris_rows,
-    log_records,
     metadata,
     metric_value,
     model_dir,
@@ -26,6 +25,7 @@ from tests.chapter4_serving_patterns.horizontal_microservice_pattern.harness imp
 )
 from tests.support.envelope import expect_error
 from tests.support.launcher import RunningPattern, RunningProcess, launch
+from tests.support.polling import log_records
 from tests.support.ports import wait_until
 
 MAX_ROWS = 200

@@ -9,12 +9,9 @@ cache entries straight from Redis. Nothing here imports the pattern's code.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 import struct
-import time
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -81,34 +78,3 @@ def cache_keys(client: redis.Redis, data: bytes) -> list[str]:
     """Every prediction cache key of this image, whatever the model."""
     pattern = f"{KEY_PREFIX}:*:{sha256(data)}"
     return sorted(key.decode() for key in client.scan_iter(match=pattern))
-
-
-def poll(
-    request: Callable[[], httpx.Response],
-    accept: Callable[[httpx.Response], bool],
-    *,
-    timeout_s: float = 15.0,
-    what: str,
-) -> httpx.Response:
-    """Repeat a request until its answer is accepted (an expiry, a restart)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        response = request()
-        if accept(response):
-            return response
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached within {timeout_s:.0f} s: {response.text}")
-        time.sleep(0.05)
-
-
-def log_records(text: str) -> list[Json]:
-    """The JSON lines of a process log (other lines, if any, are skipped)."""
-    records = []
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records

@@ -22,11 +22,11 @@ from tests.chapter4_serving_patterns.prediction_cache_pattern.harness import (
     SMALL_MODEL_DIR,
     cache_key,
     inferences,
-    poll,
 )
 from tests.support.envelope import expect_error
 from tests.support.image_checks import ImageOracle
 from tests.support.launcher import launch
+from tests.support.polling import poll
 from tests.support.services import RedisServer
 
 

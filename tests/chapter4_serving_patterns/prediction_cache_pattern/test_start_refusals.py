@@ -11,9 +11,9 @@ from tests.chapter4_serving_patterns.prediction_cache_pattern.harness import (
     PATTERN,
     Json,
     copy_items,
-    log_records,
 )
 from tests.support.launcher import launch
+from tests.support.polling import log_records
 from tests.support.ports import wait_until
 
 

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 from onnx import TensorProto, helper
@@ -42,37 +39,6 @@ def require_models() -> Path:
 def metadata_of(model_dir: Path) -> Json:
     loaded: Json = json.loads((model_dir / "metadata.json").read_text())
     return loaded
-
-
-def poll(
-    request: Callable[[], httpx.Response],
-    accept: Callable[[httpx.Response], bool],
-    *,
-    timeout_s: float = 15.0,
-    what: str,
-) -> httpx.Response:
-    """Repeat a request until its answer is accepted (a restarted or resumed process)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        response = request()
-        if accept(response):
-            return response
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached within {timeout_s:.0f} s: {response.text}")
-        time.sleep(0.05)
-
-
-def log_records(text: str) -> list[Json]:
-    """The JSON lines of a process log (other lines, if any, are skipped)."""
-    records = []
-    for line in text.splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
 
 
 def tabular_model_directory(directory: Path) -> Path:

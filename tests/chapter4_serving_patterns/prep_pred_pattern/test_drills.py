@@ -21,12 +21,12 @@ import pytest
 from tests.chapter4_serving_patterns.prep_pred_pattern.harness import (
     DATA_DIR,
     PATTERN,
-    poll,
 )
 from tests.support.envelope import expect_error
 from tests.support.image_checks import ImageOracle, encode
 from tests.support.image_models import write_image_model_directory
 from tests.support.launcher import RunningPattern, launch
+from tests.support.polling import poll
 
 TIMEOUT_MS = 500
 MARGIN_S = 1.0

@@ -19,7 +19,6 @@ from tests.chapter4_serving_patterns.prep_pred_pattern.harness import (
     MAX_IMAGE_BYTES,
     PATTERN,
     Json,
-    log_records,
     metadata_of,
 )
 from tests.support.envelope import expect_error
@@ -33,6 +32,7 @@ from tests.support.image_checks import (
     rest_predictor,
 )
 from tests.support.launcher import RunningPattern, launch
+from tests.support.polling import log_records
 from tests.support.ports import wait_until
 
 JSON = {"Content-Type": "application/json"}

@@ -11,10 +11,10 @@ from pathlib import Path
 from tests.chapter4_serving_patterns.prep_pred_pattern.harness import (
     PATTERN,
     Json,
-    log_records,
     tabular_model_directory,
 )
 from tests.support.launcher import launch
+from tests.support.polling import log_records
 from tests.support.ports import wait_until
 
 

@@ -10,9 +10,8 @@ length, pending entries) are read from Redis itself.
 from __future__ import annotations
 
 import signal
-import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import redis
 from tests.support.image_checks import encode
 from tests.support.launcher import RunningPattern
 from tests.support.pattern import REPO_ROOT
+from tests.support.polling import wait_for
 
 PATTERN = "chapter4_serving_patterns/sync_async_pattern"
 PATTERN_DIR = REPO_ROOT / PATTERN
@@ -47,18 +47,6 @@ def require_models() -> None:
 def unique_prefix() -> str:
     """A queue of its own in a shared Redis (QUEUE_PREFIX)."""
     return f"test-{uuid.uuid4().hex[:10]}"
-
-
-def wait_for(condition: Callable[[], Any], *, timeout_s: float = 30.0, what: str) -> Any:
-    """Poll until `condition()` is truthy and return it; fail after the deadline."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not reached within {timeout_s:.0f} s")
-        time.sleep(0.05)
 
 
 def post(client: httpx.Client, image: bytes, key: str | None = None) -> httpx.Response:

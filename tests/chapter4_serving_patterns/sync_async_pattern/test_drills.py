@@ -27,12 +27,12 @@ from tests.chapter4_serving_patterns.sync_async_pattern.harness import (
     stopped,
     unique_prefix,
     wait_all,
-    wait_for,
     wait_status,
 )
 from tests.support.envelope import expect_error
 from tests.support.image_checks import ImageOracle, LabelledImage
 from tests.support.launcher import RunningPattern, launch
+from tests.support.polling import wait_for
 from tests.support.services import RedisServer
 
 SUCCEEDED_TOTAL = 'worker_jobs_total{outcome="succeeded"}'
